@@ -1,0 +1,411 @@
+"""A private JupyterLab server and a headless Chromium driven by Playwright: what the end-to-end tests share.
+
+Everything stays on this machine: the server listens on 127.0.0.1 only, with a random token, and its config,
+settings, workspaces and runtime files live in a temp folder; Chromium's non-local traffic is sent to a dead proxy
+and every page request is recorded, so a test can check that nothing left localhost.
+"""
+from __future__ import annotations
+import ctypes, json, os, re, secrets, shutil, signal, socket, subprocess, sys, time, urllib.error, urllib.request
+from pathlib import Path
+from urllib.parse import quote, urlparse
+
+REPO = Path(__file__).resolve().parents[2]
+NBS = REPO/'nbs'
+ARTIFACTS = Path(os.environ.get('E2E_ARTIFACTS') or Path(__file__).resolve().parent/'artifacts')
+LOCAL_HOSTS = {'127.0.0.1', 'localhost', '::1'}
+
+def env_seconds(name, default):
+    "A number (seconds, a count) from the environment variable `name`, else `default`"
+    v = os.environ.get(name)
+    if not v: return default
+    try: return float(v)
+    except ValueError: raise ValueError(f"{name}={v!r}: expected a number") from None
+
+# bounds generous enough for a shared two-core machine, where a training cell can take minutes
+CELL_TIMEOUT = env_seconds('E2E_CELL_TIMEOUT', 1200)          # one cell
+NOTEBOOK_TIMEOUT = env_seconds('E2E_NOTEBOOK_TIMEOUT', 3600)  # one notebook
+WIDGET_TIMEOUT = env_seconds('E2E_WIDGET_TIMEOUT', 120)       # one slider move: kernel round trip and redraw
+PARALLEL = max(1, int(env_seconds('E2E_PARALLEL', 2)))        # notebooks run at a time, as nbdev_test does
+
+# -- the notebooks ------------------------------------------------------------------------------------------------
+
+def course_notebooks(nbs:Path|None=None) -> list[Path]:
+    """The notebooks `nbdev_test` would run: nbs/**/*.ipynb (or `E2E_NBS`'s, for checking the suite on other
+    notebooks), skipping names and folders that start with `_` or `.`"""
+    nbs, out = Path(nbs or os.environ.get('E2E_NBS') or NBS), []
+    for p in sorted(nbs.rglob('*.ipynb')):
+        rel = p.relative_to(nbs).parts
+        if any(part.startswith(('_', '.')) for part in rel): continue
+        out.append(p)
+    return out
+
+def tst_flags(settings:Path=REPO/'settings.ini') -> set[str]:
+    "The `tst_flags` of settings.ini: cells marked with one of them are skipped by `nbdev_test` (full-mode cells)"
+    import configparser
+    cp = configparser.ConfigParser(); cp.read(settings)
+    return set(cp['DEFAULT'].get('tst_flags', '').replace('|', ' ').split())
+
+def _directives(src:str) -> dict:
+    "The `#| key value` lines at the top of a cell"
+    out = {}
+    for line in src.splitlines():
+        m = re.match(r'\s*#\|\s*([\w-]+)\s*:?\s*(.*)', line)
+        if not m: break
+        out[m[1]] = m[2].strip()
+    return out
+
+def prepare_copy(src:Path, dst:Path, flags:set[str]) -> int:
+    """Copy notebook `src` to `dst` with outputs cleared; a code cell `nbdev_test` would not run (one of `flags`,
+    such as `#| full`, which needs the real data set and downloaded weights, or `#| eval: false`) becomes a raw cell,
+    so Run All runs exactly what the tests run. Returns the number of cells turned off."""
+    nb = json.loads(src.read_text(encoding='utf-8'))
+    n = 0
+    for c in nb['cells']:
+        if c['cell_type'] != 'code': continue
+        d = _directives(''.join(c['source']))
+        if flags & set(d) or d.get('eval', '').lower() == 'false':
+            c['cell_type'] = 'raw'; c.pop('outputs', None); c.pop('execution_count', None); n += 1
+        else: c['outputs'], c['execution_count'] = [], None
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + '.tmp')
+    tmp.write_text(json.dumps(nb, indent=1), encoding='utf-8'); os.replace(tmp, dst)
+    return n
+
+def make_notebook(cells:list[str]) -> dict:
+    "A notebook with one code cell per string in `cells`"
+    return {'cells': [{'cell_type': 'code', 'metadata': {}, 'source': s, 'execution_count': None, 'outputs': []} for s in cells],
+            'metadata': {'kernelspec': {'display_name': 'python3', 'language': 'python', 'name': 'python3'}},
+            'nbformat': 4, 'nbformat_minor': 5}
+
+# -- the server ---------------------------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+def _die_with_parent():
+    "In the child: get SIGTERM when the test process dies, even if it is killed (Linux only)"
+    try: ctypes.CDLL('libc.so.6', use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception: pass
+
+def _descendants(pid:int) -> list[int]:
+    "The pids of all processes below `pid`, from /proc"
+    kids = {}
+    for d in Path('/proc').iterdir():
+        if not d.name.isdigit(): continue
+        try: ppid = int((d/'stat').read_text().rsplit(')', 1)[1].split()[1])
+        except (OSError, IndexError, ValueError): continue
+        kids.setdefault(ppid, []).append(int(d.name))
+    out, todo = [], [pid]
+    while todo:
+        for k in kids.get(todo.pop(), []): out.append(k); todo.append(k)
+    return out
+
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+class Lab:
+    "A JupyterLab server on 127.0.0.1 serving the folder `root`, with its own config, settings and runtime dirs under `home`"
+    def __init__(self, root:Path, home:Path, env:dict|None=None, log:Path|None=None):
+        self.root, self.home, self.extra_env = Path(root), Path(home), dict(env or {})
+        self.log_path = Path(log) if log else self.home/'jupyterlab.log'
+        self.proc, self.port, self.token = None, None, secrets.token_hex(24)
+
+    @property
+    def url(self): return f'http://127.0.0.1:{self.port}'
+
+    def _write_config(self):
+        d = {k: self.home/k for k in ('config', 'data', 'runtime', 'settings', 'workspaces')}
+        for p in d.values(): p.mkdir(parents=True, exist_ok=True)
+        # no request leaves the machine: no news feed, no update check, no PyPI extension manager
+        cfg = {'ServerApp': {'ip': '127.0.0.1', 'open_browser': False, 'port_retries': 0, 'terminals_enabled': False,
+                             'allow_root': hasattr(os, 'geteuid') and os.geteuid() == 0},  # CI runs as root
+               'LabApp': {'news_url': None, 'check_for_updates_class': 'jupyterlab.NeverCheckForUpdate',
+                          'extension_manager': 'readonly'}}
+        (d['config']/'jupyter_server_config.json').write_text(json.dumps(cfg, indent=1))
+        # user settings: every cell attached to the page (so the tests see all outputs), no news toast, no autosave
+        settings = {'@jupyterlab/notebook-extension/tracker.jupyterlab-settings': {'windowingMode': 'none'},
+                    '@jupyterlab/apputils-extension/notification.jupyterlab-settings': {'fetchNews': 'false', 'checkForUpdates': False},
+                    '@jupyterlab/docmanager-extension/plugin.jupyterlab-settings': {'autosave': False}}
+        for name, value in settings.items():
+            p = d['settings']/name; p.parent.mkdir(parents=True, exist_ok=True); p.write_text(json.dumps(value))
+        return d
+
+    def start(self, timeout:float=240):
+        d = self._write_config()
+        # the user's Jupyter config, token and runtime files stay out (JUPYTER_PATH, where extensions and kernels are
+        # found, is kept)
+        env = {k: v for k, v in os.environ.items()
+               if not (k.startswith(('JUPYTER', 'JPY_')) and k != 'JUPYTER_PATH') and k not in ('MPLBACKEND', 'IN_TEST')}
+        # MPLBACKEND=Agg (set by CI) would keep plots out of the notebook; IN_TEST is nbdev_test's, not a learner's
+        env.update(JUPYTER_CONFIG_DIR=str(d['config']), JUPYTER_DATA_DIR=str(d['data']), JUPYTER_RUNTIME_DIR=str(d['runtime']),
+                   JUPYTERLAB_SETTINGS_DIR=str(d['settings']), JUPYTERLAB_WORKSPACES_DIR=str(d['workspaces']),
+                   PYTHONUNBUFFERED='1', **self.extra_env)
+        self.log = open(self.log_path, 'ab')
+        for attempt in range(3):
+            self.port = free_port()
+            cmd = [sys.executable, '-m', 'jupyterlab', '--no-browser', f'--ServerApp.port={self.port}',
+                   f'--IdentityProvider.token={self.token}', f'--ServerApp.root_dir={self.root}']
+            self.proc = subprocess.Popen(cmd, cwd=self.root, env=env, stdin=subprocess.DEVNULL, stdout=self.log,
+                                         stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                try:
+                    self.api('GET', 'status'); return self
+                except (urllib.error.URLError, ConnectionError, OSError): time.sleep(0.5)
+            if self.proc.poll() is None: break   # running but not answering: a real problem, not a port race
+        self.stop()
+        raise RuntimeError(f'JupyterLab did not start within {timeout:.0f} s; the end of its log:\n{self.log_tail()}')
+
+    def log_tail(self, n=4000) -> str:
+        try: return self.log_path.read_text(errors='replace')[-n:]
+        except OSError: return ''
+
+    def log_size(self) -> int:
+        try: return self.log_path.stat().st_size
+        except OSError: return 0
+
+    def log_since(self, offset:int) -> str:
+        "What the server and its kernels wrote to the log after byte `offset`"
+        with open(self.log_path, 'rb') as f:
+            f.seek(offset); return f.read().decode(errors='replace')
+
+    def api(self, method:str, path:str, body=None, timeout:float=30):
+        "Call the server's REST API (`path` under /api/) with the token; returns the decoded JSON or None"
+        req = urllib.request.Request(f'{self.url}/api/{path}', method=method,
+                                     data=None if body is None else json.dumps(body).encode(),
+                                     headers={'Authorization': f'token {self.token}', 'Content-Type': 'application/json'})
+        with _DIRECT.open(req, timeout=timeout) as r:   # never through an HTTP(S)_PROXY from the environment
+            data = r.read()
+        return json.loads(data) if data else None
+
+    def shutdown_kernels(self, path:str|None=None):
+        "Shut down the sessions (and kernels) of notebook `path`, or all of them"
+        try:
+            for s in self.api('GET', 'sessions'):
+                if path is None or s.get('path') == path: self.api('DELETE', f"sessions/{s['id']}")
+        except Exception: pass
+
+    def stop(self):
+        "Stop the server and every process it started (kernels included), whatever state it is in"
+        if self.proc is None: return
+        kids = []
+        if self.proc.poll() is None:
+            self.shutdown_kernels()
+            kids = _descendants(self.proc.pid)
+            self.proc.terminate()   # SIGTERM: the server stops at once, its kernels with it
+            try: self.proc.wait(20)
+            except subprocess.TimeoutExpired: self.proc.kill(); self.proc.wait(10)
+        for pid in kids:   # kernels live in their own sessions; they exit with their parent, this makes sure
+            try: os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError: pass
+        self.proc = None
+        if getattr(self, 'log', None): self.log.close()
+
+# -- the browser --------------------------------------------------------------------------------------------------
+
+CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic', '--no-first-run',
+                 '--disable-background-networking', '--disable-component-update', '--disable-sync',
+                 '--disable-default-apps', '--disable-extensions', '--metrics-recording-only', '--no-default-browser-check',
+                 '--disable-features=Translate,OptimizationHints,MediaRouter,AutofillServerCommunication',
+                 # anything not on this machine goes to a closed port and no name is looked up
+                 '--proxy-server=http://127.0.0.1:9', '--proxy-bypass-list=<-loopback>;127.0.0.1;localhost',
+                 '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1']
+
+def chromium_path() -> str:
+    "The system Chromium: `E2E_CHROMIUM`, else `chromium` (Debian's package) or `chromium-browser` on the PATH"
+    p = os.environ.get('E2E_CHROMIUM') or shutil.which('chromium') or shutil.which('chromium-browser')
+    if not p or not Path(p).exists():
+        raise FileNotFoundError('No Chromium found: install it (Debian: apt-get install -y chromium) or set E2E_CHROMIUM '
+                                'to its path; Playwright\'s own browser download is not used')
+    return p
+
+def is_local(url:str) -> bool:
+    u = urlparse(url)
+    return u.scheme in ('data', 'blob', 'about') or (u.hostname or '') in LOCAL_HOSTS
+
+# -- JupyterLab in the page ----------------------------------------------------------------------------------------
+
+ACTIVE = '.jp-NotebookPanel:not(.lm-mod-hidden)'
+ERROR_MIME = 'application/vnd.jupyter.error'
+STDERR_MIME = 'application/vnd.jupyter.stderr'
+WIDGET = '.jp-OutputArea-output > .jupyter-widgets'   # a rendered widget view (its output has no data-mime-type)
+
+# the state of the open notebook, read in the page: kernel status, each code cell's prompt and first line
+_STATE_JS = """() => {
+  const panel = document.querySelector('%s');
+  if (!panel) return null;
+  const ind = panel.querySelector('.jp-Notebook-ExecutionIndicator');
+  const cells = [...panel.querySelectorAll('.jp-Notebook .jp-Cell.jp-CodeCell')].map(c => ({
+    prompt: (c.querySelector('.jp-InputArea-prompt') || {}).textContent || '',
+    src: ((c.querySelector('.jp-InputArea-editor .cm-content') || {}).innerText || '').trim()}));
+  return {status: ind ? ind.getAttribute('data-status') : null, cells,
+          n_cells: panel.querySelectorAll('.jp-Notebook .jp-Cell').length};
+}""" % ACTIVE
+
+# what a learner would see as a failure, per cell: error outputs, tracebacks on stderr, widgets that never
+# rendered, plots shown as text
+_PROBLEMS_JS = """() => {
+  const panel = document.querySelector('%s');
+  const out = [];
+  [...panel.querySelectorAll('.jp-Notebook .jp-Cell')].forEach((cell, i) => {
+    const src = ((cell.querySelector('.jp-InputArea-editor .cm-content') || {}).innerText || '').trim().split('\\n')[0];
+    const add = (kind, text) => out.push({cell: i, src, kind, text: (text || '').trim().slice(0, 3000)});
+    // JupyterLab 4 renders error outputs and stderr alike (data-mime-type application/vnd.jupyter.stderr);
+    // an error output is IPython's traceback: a line of dashes, then `SomeError   Traceback (most recent call last)`
+    cell.querySelectorAll('.jp-OutputArea-output[data-mime-type="%s"], .jp-OutputArea-output[data-mime-type="%s"]').forEach(e => {
+      const t = e.innerText || '';
+      if (e.getAttribute('data-mime-type') === '%s' || /^-{20,}\\s*\\n\\S+\\s+Traceback \\(most recent call last\\)/.test(t)) add('error', t);
+      else if (/Traceback \\(most recent call last\\)/.test(t)) add('traceback on stderr', t); });
+    cell.querySelectorAll('.jp-OutputArea-output').forEach(e => {
+      const t = e.innerText || '';
+      if (/Loading widget\\.\\.\\.|Error displaying widget|model not found/.test(t)) add('widget not rendered', t);
+      if (e.getAttribute('data-mime-type') === 'text/plain' && /^\\w+\\((children|layout)=/.test(t.trim())) add('widget shown as text', t);
+      if (/^<Figure size \\d+x\\d+ with \\d+ Axes>$/m.test(t) && !e.querySelector('img')) add('plot shown as text', t);
+    });
+  });
+  return out;
+}""" % (ACTIVE, ERROR_MIME, STDERR_MIME, ERROR_MIME)
+
+_STATS_JS = """() => {
+  const panel = document.querySelector('%s');
+  const q = s => panel.querySelectorAll(s).length;
+  return {cells: q('.jp-Notebook .jp-Cell'), code: q('.jp-Notebook .jp-CodeCell'), raw: q('.jp-Notebook .jp-RawCell'),
+          images: q('.jp-OutputArea-output img'), widgets: q('%s'),
+          stderr: q('.jp-OutputArea-output[data-mime-type="%s"]')};
+}""" % (ACTIVE, WIDGET, STDERR_MIME)
+
+class NotebookTimeout(AssertionError): pass
+
+def parse_kernel_frame(payload) -> dict|None:
+    """The message in one websocket frame from a kernel: JupyterLab 4 speaks the binary
+    `v1.kernel.websocket.jupyter.org` protocol (a count, offsets, then channel, header, parent header, metadata,
+    content); older clients send JSON text. Returns {channel, header, parent_header, content} or None."""
+    try:
+        if isinstance(payload, str):
+            m = json.loads(payload); return {k: m.get(k) for k in ('channel', 'header', 'parent_header', 'content')}
+        b = bytes(payload)
+        n = int.from_bytes(b[:8], 'little')
+        offs = [int.from_bytes(b[8*(i+1):8*(i+2)], 'little') for i in range(n)]
+        parts = [b[offs[i]:offs[i+1]] for i in range(n-1)]
+        return {'channel': parts[0].decode(), 'header': json.loads(parts[1]), 'parent_header': json.loads(parts[2]),
+                'content': json.loads(parts[4])}
+    except Exception: return None
+
+class LabPage:
+    "A Playwright page showing one notebook of `lab`; records every error message its kernels send"
+    def __init__(self, lab:Lab, page, path:str):
+        self.lab, self.page, self.path = lab, page, path
+        self.kernel_errors, self.kernel_sockets = [], []
+        page.on('websocket', self._on_websocket)
+
+    def _on_websocket(self, ws):
+        if '/api/kernels/' not in ws.url: return
+        self.kernel_sockets.append(ws.url)
+        def frame(payload):
+            m = parse_kernel_frame(payload)
+            if m and m['header'].get('msg_type') == 'error':
+                c = m['content']
+                self.kernel_errors.append({'ename': c.get('ename'), 'evalue': c.get('evalue'),
+                                           'during': (m['parent_header'] or {}).get('msg_type'),
+                                           'traceback': '\n'.join(c.get('traceback') or [])})
+        ws.on('framereceived', frame)
+
+    def open(self, timeout:float=300):
+        "Open the notebook in its own fresh workspace; wait until all its cells are shown and its kernel is idle"
+        n_cells = len(json.loads((self.lab.root/self.path).read_text(encoding='utf-8'))['cells'])
+        ws = re.sub(r'\W+', '-', self.path)
+        self.page.goto(f'{self.lab.url}/lab/workspaces/e2e-{ws}/tree/{quote(self.path)}?reset&token={self.lab.token}',
+                       timeout=timeout*1000)
+        deadline, ok = time.monotonic() + timeout, 0
+        while time.monotonic() < deadline:
+            s = self.state()
+            ready = (s and s['status'] == 'idle' and s['n_cells'] == n_cells and self.kernel_sockets and
+                     self.kernel_state() == 'idle')
+            ok = ok + 1 if ready else 0
+            if ok >= 2: return self
+            time.sleep(0.5)
+        raise NotebookTimeout(f'{self.path}: not open with an idle kernel after {timeout:.0f} s (last state {s and s["status"]}, '
+                              f'{s and s["n_cells"]}/{n_cells} cells, kernel {self.kernel_state()})')
+
+    def kernel_state(self) -> str|None:
+        "The execution state of this notebook's kernel, from the server"
+        try:
+            for sess in self.lab.api('GET', 'sessions'):
+                if sess.get('path') == self.path: return (sess.get('kernel') or {}).get('execution_state')
+        except Exception: return None
+
+    def state(self): return self.page.evaluate(_STATE_JS)
+
+    def menu(self, top:str, item:str):
+        "Click menu `top` in the menu bar, then its entry `item`, as a learner would"
+        self.page.locator('.lm-MenuBar-itemLabel', has_text=re.compile(f'^{re.escape(top)}$')).click()
+        self.page.locator('.lm-Menu-itemLabel', has_text=re.compile(f'^{re.escape(item)}$')).click()
+
+    def start_run(self, cell_timeout:float, total_timeout:float, progress=None, every:float=60):
+        """Run > Run All Cells; `poll_run` then follows the run. It fails if one cell runs longer than `cell_timeout`
+        or the whole notebook longer than `total_timeout` (and interrupts the kernel). `progress(msg)`, if given,
+        hears which cell is running every `every` seconds."""
+        self.page.locator(f'{ACTIVE} .jp-Notebook').click(position={'x': 5, 'y': 5})  # the notebook has the focus
+        self.menu('Run', 'Run All Cells')
+        t0 = time.monotonic()
+        self._run = dict(t0=t0, cell_timeout=cell_timeout, total_timeout=total_timeout, progress=progress, every=every,
+                         running=None, since=t0, slowest=(0., None, ''), stable=0, seen_start=False, told=t0)
+
+    def poll_run(self) -> dict|None:
+        """None while the notebook runs; when no cell is queued or running and the kernel is idle (twice in a row):
+        {'seconds': wall time, 'slowest': (seconds, cell index, first line), 'prompts': [...]}"""
+        r, now, s = self._run, time.monotonic(), self.state()
+        prompts = [c['prompt'] for c in s['cells']]
+        busy = [i for i, p in enumerate(prompts) if '*' in p]
+        if busy or s['status'] != 'idle': r['seen_start'] = True
+        cur = busy[0] if busy else None
+        first_line = lambda i: (s['cells'][i]['src'].splitlines() or [''])[0]
+        if cur != r['running']:
+            if r['running'] is not None and now - r['since'] > r['slowest'][0]:
+                r['slowest'] = (now - r['since'], r['running'], first_line(r['running']) if r['running'] < len(s['cells']) else '')
+            r['running'], r['since'] = cur, now
+        running, since = r['running'], r['since']
+        if r['progress'] and now - r['told'] >= r['every']:
+            r['told'] = now
+            r['progress'](f'{self.path}: {now - r["t0"]:.0f} s, ' + (
+                f'code cell {running}/{len(prompts)} running for {now - since:.0f} s: `{first_line(running)[:60]}`'
+                if running is not None else f'kernel {s["status"]}'))
+        if running is not None and now - since > r['cell_timeout']:
+            self.interrupt()
+            raise NotebookTimeout(f'{self.path}: code cell {running} still running after {r["cell_timeout"]:.0f} s: '
+                                  f'{s["cells"][running]["src"][:200]!r}')
+        if now - r['t0'] > r['total_timeout']:
+            self.interrupt()
+            raise NotebookTimeout(f'{self.path}: still running after {r["total_timeout"]:.0f} s (cell {running})')
+        done = not busy and s['status'] == 'idle' and (r['seen_start'] or any(re.search(r'\d', p) for p in prompts))
+        r['stable'] = r['stable'] + 1 if done else 0
+        if r['stable'] >= 2: return {'seconds': now - r['t0'], 'slowest': r['slowest'], 'prompts': prompts}
+
+    def run_all(self, cell_timeout:float, total_timeout:float, poll:float=1.0, progress=None, every:float=60) -> dict:
+        "Run > Run All Cells and wait for the end of the run (see `start_run` and `poll_run`)"
+        self.start_run(cell_timeout, total_timeout, progress, every)
+        while True:
+            time.sleep(poll)
+            res = self.poll_run()
+            if res: return res
+
+    def interrupt(self):
+        try: self.menu('Kernel', 'Interrupt Kernel')
+        except Exception: pass
+
+    def problems(self) -> list[dict]: return self.page.evaluate(_PROBLEMS_JS)
+    def stats(self) -> dict: return self.page.evaluate(_STATS_JS)
+
+    def cell(self, i:int):
+        "Locator of code cell number `i` (0-based, counting code cells only)"
+        return self.page.locator(f'{ACTIVE} .jp-Notebook .jp-CodeCell').nth(i)
+
+def format_kernel_errors(errors:list[dict]) -> str:
+    "The error messages a kernel sent, one paragraph each: name, value, what it was doing, the traceback's last lines"
+    ansi = re.compile(r'\x1b\[[0-9;]*m')
+    return '\n'.join(f"- {e['ename']}: {e['evalue']} (while handling a {e['during']})\n    " +
+                     '\n    '.join(ansi.sub('', e['traceback']).strip().splitlines()[-6:]) for e in errors)
+
+def format_problems(problems:list[dict]) -> str:
+    return '\n'.join(f"- cell {p['cell']} ({p['kind']}) `{p['src'][:80]}`:\n    " + p['text'][-1500:].replace('\n', '\n    ')
+                     for p in problems)
