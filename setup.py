@@ -38,6 +38,8 @@ setuptools.setup(
     url=cfg['git_url'],
     packages=setuptools.find_packages(include=[cfg['lib_name'], cfg['lib_name'] + '.*']),
     include_package_data=True,
+    # the real-photo sample (pets_course.sample): 185 resized photos with their attribution and license, in every wheel
+    package_data={cfg['lib_name']: ['oxford_pets_sample/README.md', 'oxford_pets_sample/images/*.jpg']},
     install_requires=requirements,
     extras_require={'dev': dev_requirements},
     python_requires='>=' + min_python,
