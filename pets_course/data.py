@@ -141,14 +141,14 @@ def train_baseline(kind:str|None=None, seed:int=42) -> Learner:
     learn.fine_tune(s.epochs, base_lr=s.base_lr, freeze_epochs=s.freeze_epochs)
     return learn
 
-# %% ../nbs/00_data.ipynb #ce4288a4
+# %% ../nbs/00_data.ipynb #195de0e3
 def baseline_key(kind:str|None=None) -> dict:
     "What the baseline of mode `kind` depends on: code, settings, data and versions"
-    import pets_course.data, pets_course.backbone, pets_course.modes, fastai
+    import pets_course.data, pets_course.backbone, fastai
     s = pets_settings(kind)
     path = get_pets(kind)
     files = get_pet_images(path/'images' if (path/'images').is_dir() else path, warn=False)
-    return dict(code=source_digest(pets_course.data, pets_course.backbone, pets_course.modes),
+    return dict(code=source_digest(pets_course.data, pets_course.backbone),
                 settings={k: s[k] for k in ('kind', 'arch', 'presize', 'size', 'bs', 'freeze_epochs', 'epochs', 'base_lr', 'channels_last')},
                 data=files_digest(files), versions=dict(fastai=fastai.__version__, torch=torch.__version__))
 
