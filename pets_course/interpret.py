@@ -9,12 +9,13 @@ from fastai.vision.all import *
 # %% auto #0
 __all__ = ['confusion_matrix', 'most_confused', 'top_losses', 'plot_confusion_matrix', 'show_top_losses']
 
-# %% ../nbs/02_get_preds.ipynb #b792894e
+# %% ../nbs/02_get_preds.ipynb #e595cea2
 def _tensor(x) -> Tensor:
     "`x` as a plain CPU tensor (fastai's tensor subclasses, numpy arrays and lists too)"
     x = x if isinstance(x, Tensor) else torch.as_tensor(np.asarray(x))
     return x.detach().cpu().as_subclass(Tensor)
 
+# %% ../nbs/02_get_preds.ipynb #4f2fc822
 def _check_preds(preds, targs, n_classes:int|None=None) -> tuple:
     "Check `preds` and `targs` and return `(decoded, targs, n_classes)`"
     preds, targs = _tensor(preds), _tensor(targs)
@@ -108,7 +109,7 @@ def plot_confusion_matrix(cm, # a square matrix from `confusion_matrix`: rows ac
                 fontsize=fontsize, color='white' if vals[i, j] > vals.max()/2 else 'black')
     return ax
 
-# %% ../nbs/02_get_preds.ipynb #719573a5
+# %% ../nbs/02_get_preds.ipynb #1a701f41
 def show_top_losses(ds, # the data set the predictions were made on, indexable as `ds[i] = (image, label)`
                     preds, # probabilities (n_items, n_classes)
                     targs, # the actual classes (n_items,)
@@ -124,5 +125,5 @@ def show_top_losses(ds, # the data set the predictions were made on, indexable a
     axs = get_grid(len(idxs), nrows=nrows, ncols=ncols, figsize=figsize, imsize=4, title='Prediction/Actual/Loss/Probability')
     for ax, i, loss in zip(axs, idxs.tolist(), losses):
         ds[i][0].show(ctx=ax, **kwargs)
-        ax.set_title(f'{vocab[int(p[i].argmax())]}/{vocab[int(targs[i])]} / {loss:.2f} / {p[i].max():.2f}', fontsize=9)
+        ax.set_title(f'{vocab[int(p[i].argmax())]}/{vocab[int(targs[i])]}\n{loss:.2f} / {p[i].max():.2f}', fontsize=9)
     return axs
