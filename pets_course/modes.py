@@ -192,17 +192,20 @@ def secs_per_image(arch:str, size:int, device:str='cpu', channels_last:bool=Fals
         write_atomic(fn, lambda p: p.write_text(json.dumps(known, indent=1)))
     return known[key]
 
-# %% ../nbs/10_modes.ipynb #79dd4e6a
+# %% ../nbs/10_modes.ipynb #b24096f3
 def train_seconds(s:AttrDict, # from `pets_settings`
-                  epochs:float # passes over the training set (validation after each)
+                  epochs:float, # passes over the training set (validation after each)
+                  size:int|None=None, # image size, if not the mode's
+                  n_train:int|None=None # training images per epoch, if not the mode's whole training set
                  ) -> float:
     "About how long `epochs` epochs of training take with settings `s` on this machine"
     import torch
     n_valid = int(0.2*s.n_images)
-    per_image = secs_per_image(s.arch, s.size, s.device, s.channels_last)
+    n_train = ifnone(n_train, s.n_images - n_valid)
+    per_image = secs_per_image(s.arch, ifnone(size, s.size), s.device, s.channels_last)
     threads = min(torch.get_num_threads(), os.cpu_count() or 1)
     speedup = 1 if s.device == 'cuda' else 1 + 0.8*(threads - 1)
-    return epochs*((s.n_images - n_valid) + n_valid/5)*per_image/speedup
+    return epochs*(n_train + n_valid/5)*per_image/speedup
 
 def fmt_secs(secs:float) -> str:
     "A rough duration: '40 s', '3 min', '2.5 h'"
@@ -234,7 +237,7 @@ def _device(s, threads):
         return f'GPU ({torch.cuda.get_device_name()})'
     return f"CPU, {threads} torch thread{'s' if threads > 1 else ''}" + (' (nbdev_test runs notebooks side by side)' if in_test() else '')
 
-# %% ../nbs/10_modes.ipynb #e863beca
+# %% ../nbs/10_modes.ipynb #1a474910
 class CourseMode:
     "What a notebook runs with; shows as the few lines `course_mode` prints"
     def __init__(self, s, threads, trains, uses_baseline): self.s, self.threads, self.trains, self.uses_baseline = s, threads, trains, uses_baseline
@@ -242,7 +245,7 @@ class CourseMode:
     def kind(self): return self.s.kind
     def training_lines(self) -> list[str]:
         s, lines = self.s, []
-        for what, epochs in self.trains: lines.append(f'trains {what}: about {fmt_secs(train_seconds(s, epochs))} here')
+        for what, epochs, *more in self.trains: lines.append(f'trains {what}: about {fmt_secs(train_seconds(s, epochs, *more))} here')
         if self.uses_baseline:
             secs = fmt_secs(train_seconds(s, s.freeze_epochs + s.epochs))
             lines.append(f"uses the baseline that 00_data trains, from the course's cache (if the cache is empty, it trains it first: about {secs})")
@@ -261,9 +264,9 @@ class CourseMode:
                           f'device: {_device(s, self.threads)}', *self.training_lines(),
                           "switch: course_mode('tiny' | 'sample' | 'oxford' | '/path/to/photos') in this cell, then Run All"])
 
-# %% ../nbs/10_modes.ipynb #f7381afa
+# %% ../nbs/10_modes.ipynb #69927cd7
 def course_mode(kind:str|Path|None=None, # 'tiny', 'sample', 'oxford', a folder; None: `PETS_COURSE_DATA`, else the default
-                trains:list|None=None, # what this notebook trains: (what, epochs) pairs, or a function of the settings giving them
+                trains:list|None=None, # what this notebook trains: (what, epochs[, size[, n_train]]) tuples, or a function of the settings giving them
                 uses_baseline:bool=False # whether the notebook reuses the baseline of `00_data`
                ) -> CourseMode:
     "Settle this notebook's mode and threads, check the mode can run here, and say what the notebook will do"
