@@ -67,14 +67,14 @@ def _readable(f:Path) -> str|None:
             im.load()
     except Exception as e: return f'{type(e).__name__}: {str(e)[:60]}'
 
-# %% ../nbs/00_data.ipynb #6bd89546
+# %% ../nbs/00_data.ipynb #39453f46
 def get_pet_images(path:str|Path, # a folder of Oxford-named images
                    warn:bool=True # warn about the files left out
                   ) -> L:
     "The image files in `path` that decode and whose names give a breed; the others are named in one warning"
     path = Path(path)
     if not path.is_dir(): raise FileNotFoundError(f"No folder at {path}: expected a folder of '<breed>_<number>.jpg' images")
-    files = get_image_files(path)
+    files = get_image_files(path).sorted()  # the same order on every machine, so the seeded split is the same everywhere
     bad = {f: 'name does not match <breed>_<number>.jpg' for f in files if not re.search(PET_RE, f.name)}
     bad.update({f: why for f in files if f not in bad for why in [_readable(f)] if why})
     good = files.filter(lambda f: f not in bad)
