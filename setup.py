@@ -20,6 +20,7 @@ min_python = cfg['min_python']
 
 requirements = cfg.get('requirements', '').split()
 dev_requirements = cfg.get('dev_requirements', '').split()
+distributed_requirements = cfg.get('distributed_requirements', '').split()  # pip install "pets_course[distributed]"
 console_scripts = cfg.get('console_scripts', '').split()
 readme = here/'README.md'
 
@@ -41,7 +42,7 @@ setuptools.setup(
     # the real-photo sample (pets_course.sample): 185 resized photos with their attribution and license, in every wheel
     package_data={cfg['lib_name']: ['oxford_pets_sample/README.md', 'oxford_pets_sample/images/*.jpg']},
     install_requires=requirements,
-    extras_require={'dev': dev_requirements},
+    extras_require={'dev': dev_requirements + distributed_requirements, 'distributed': distributed_requirements},
     python_requires='>=' + min_python,
     long_description=readme.read_text(encoding='utf-8') if readme.exists() else cfg['description'],
     long_description_content_type='text/markdown',

@@ -96,7 +96,7 @@ def pets_datablock(presize:int=460, # size of the item resize on the CPU
                      splitter=RandomSplitter(seed=seed), get_y=using_attr(RegexLabeller(PET_RE), 'name'),
                      item_tfms=Resize(presize), batch_tfms=aug_transforms(size=size, min_scale=0.75))
 
-# %% ../nbs/00_data.ipynb #dfd1bf80
+# %% ../nbs/00_data.ipynb #92470fa3
 def pets_dataloaders(path:str|Path|None=None, # folder with `images/`; None means `get_pets(kind)`
                      kind:str|None=None, # the mode whose settings fill in what is not given
                      presize:int|None=None, size:int|None=None, bs:int|None=None, seed:int=42,
@@ -109,7 +109,11 @@ def pets_dataloaders(path:str|Path|None=None, # folder with `images/`; None mean
     if nw is not None: kwargs['num_workers'] = nw
     bs = ifnone(bs, s.bs)
     if int(bs) < 1: raise ValueError(f"bs={bs}: expected a batch size of at least 1")
-    return pets_datablock(ifnone(presize, s.presize), ifnone(size, s.size), seed).dataloaders(src, bs=bs, **kwargs)
+    dls = pets_datablock(ifnone(presize, s.presize), ifnone(size, s.size), seed).dataloaders(src, bs=bs, **kwargs)
+    unseen = sorted({pet_label(f) for f in dls.valid_ds.items} - set(dls.vocab))  # fastai would fail on them at the first validation
+    if unseen: raise ValueError(f"Every photo of {', '.join(unseen)} fell in the random 20% validation set, so the model cannot learn "
+                                "that breed: expected several photos of each breed (5 or more), or leave that breed out")
+    return dls
 
 # %% ../nbs/00_data.ipynb #6389ee06
 def pets_learner(dls:DataLoaders, arch:str|callable|None=None, # 'lite0', 'resnet18|34|50|101', a callable, or the mode's
