@@ -6,19 +6,18 @@
 """
 import json, os, re, sys, tempfile
 from pathlib import Path
+from fastcore.basics import AttrDict
+from nbdev.process import extract_directives
 
 root = Path(__file__).resolve().parent.parent
 nb_path, readme = root/'nbs'/'index.ipynb', root/'README.md'
 banner = '<!-- Generated from nbs/index.ipynb by .ci/readme.py: edit the notebook, not this file. -->\n\n'
 
 def directives(src):
-    "The `#| key value` lines at the top of a code cell, as a dict."
-    out = {}
-    for line in src.splitlines():
-        m = re.match(r'\s*#\|\s*([\w-]+)\s*:?\s*(.*)', line)
-        if not m: break
-        out[m[1]] = m[2].strip()
-    return out
+    """The `#| key value` lines at the top of a code cell as nbdev reads them (`nbdev.process.extract_directives`), with
+    Quarto's colon dropped from the keys and the values joined: `#| echo: false` gives {'echo': 'false'}."""
+    d = extract_directives(AttrDict(source=src), remove=False)
+    return {k.rstrip(':'): ' '.join(v) for k, v in d.items()}
 
 def to_markdown(nb):
     parts = []

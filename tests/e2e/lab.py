@@ -1,8 +1,10 @@
 """A private JupyterLab server and a headless Chromium driven by Playwright: what the end-to-end tests share.
 
 Everything stays on this machine: the server listens on 127.0.0.1 only, with a random token, and its config,
-settings, workspaces and runtime files live in a temp folder; Chromium's non-local traffic is sent to a dead proxy
-and every page request is recorded, so a test can check that nothing left localhost.
+settings, workspaces, kernel specs and runtime files live in a temp folder; Chromium's non-local traffic is sent to a
+dead proxy and every page request is recorded, and the server's Python processes (kernels included) run a network
+guard that refuses and records every connection to another machine (kernel_site/sitecustomize.py), so a test can
+check that nothing left localhost.
 """
 from __future__ import annotations
 import ctypes, json, os, re, secrets, shutil, signal, socket, subprocess, sys, time, urllib.error, urllib.request
@@ -21,13 +23,36 @@ def env_seconds(name, default):
     try: return float(v)
     except ValueError: raise ValueError(f"{name}={v!r}: expected a number") from None
 
-# bounds generous enough for a shared two-core machine, where a training cell can take minutes
-CELL_TIMEOUT = env_seconds('E2E_CELL_TIMEOUT', 1200)          # one cell
-NOTEBOOK_TIMEOUT = env_seconds('E2E_NOTEBOOK_TIMEOUT', 3600)  # one notebook
+# How long a notebook may take. The binding limits are on the CPU time of its kernel, which measures the notebook's own
+# work whatever else the machine runs: on two idle cores, with one torch thread per kernel, CPU seconds are about wall
+# seconds, and the longest sample-mode cell needs about 150 (lr_find on the unfrozen lite0 at 160 px). The wall-clock
+# limits only catch a cell that hangs without computing; they are loose so that a busy shared machine, where a kernel
+# may get a fifth of a core, does not fail a correct notebook.
+CELL_CPU = env_seconds('E2E_CELL_CPU', 600)                   # CPU seconds, one cell
+NOTEBOOK_CPU = env_seconds('E2E_NOTEBOOK_CPU', 1200)          # CPU seconds, one notebook
+CELL_TIMEOUT = env_seconds('E2E_CELL_TIMEOUT', 1800)          # wall seconds, one cell
+NOTEBOOK_TIMEOUT = env_seconds('E2E_NOTEBOOK_TIMEOUT', 3600)  # wall seconds, one notebook
 WIDGET_TIMEOUT = env_seconds('E2E_WIDGET_TIMEOUT', 120)       # one slider move: kernel round trip and redraw
 PARALLEL = max(1, int(env_seconds('E2E_PARALLEL', 2)))        # notebooks run at a time, as nbdev_test does
 
 # -- the notebooks ------------------------------------------------------------------------------------------------
+
+# The data modes the notebooks run in, each with its own kernel (`kernel_name`): tiny (drawn cartoons, what nbdev_test
+# uses) and sample (the real photos shipped with the package). Oxford and a folder of one's own need the network or
+# the photos, so they are not run here.
+KNOWN_MODES = ('tiny', 'sample')
+
+def modes_from_env(value:str|None=None) -> tuple[str, ...]:
+    "The modes to run: `E2E_MODES` (space or comma separated), by default all of `KNOWN_MODES`"
+    value = os.environ.get('E2E_MODES', '') if value is None else value
+    modes = tuple(dict.fromkeys(value.replace(',', ' ').split())) or KNOWN_MODES
+    bad = [m for m in modes if m not in KNOWN_MODES]
+    if bad: raise ValueError(f"E2E_MODES={value!r}: unknown mode {bad[0]!r}; expected some of {', '.join(KNOWN_MODES)}")
+    return modes
+
+MODES = modes_from_env()
+
+def kernel_name(mode:str) -> str: return f'pets-{mode}'
 
 def course_notebooks(nbs:Path|None=None) -> list[Path]:
     """The notebooks `nbdev_test` would run: nbs/**/*.ipynb (or `E2E_NBS`'s, for checking the suite on other
@@ -45,36 +70,39 @@ def tst_flags(settings:Path=REPO/'settings.ini') -> set[str]:
     cp = configparser.ConfigParser(); cp.read(settings)
     return set(cp['DEFAULT'].get('tst_flags', '').replace('|', ' ').split())
 
-def _directives(src:str) -> dict:
-    "The `#| key value` lines at the top of a cell"
-    out = {}
-    for line in src.splitlines():
-        m = re.match(r'\s*#\|\s*([\w-]+)\s*:?\s*(.*)', line)
-        if not m: break
-        out[m[1]] = m[2].strip()
-    return out
+def directives(src:str) -> dict[str, list[str]]:
+    """The `#| key value` lines at the top of a code cell as nbdev reads them (`nbdev.process.extract_directives`),
+    with Quarto's colon dropped from the keys: `#| eval: false` gives {'eval': ['false']}, `#| full` {'full': []}"""
+    from fastcore.basics import AttrDict
+    from nbdev.process import extract_directives
+    return {k.rstrip(':'): v for k, v in extract_directives(AttrDict(source=src), remove=False).items()}
 
-def prepare_copy(src:Path, dst:Path, flags:set[str]) -> int:
-    """Copy notebook `src` to `dst` with outputs cleared; a code cell `nbdev_test` would not run (one of `flags`,
-    such as `#| full`, which needs the real data set and downloaded weights, or `#| eval: false`) becomes a raw cell,
-    so Run All runs exactly what the tests run. Returns the number of cells turned off."""
+def prepare_copy(src:Path, dst:Path, kernel:str|None=None, skip_flags:set[str]=frozenset()) -> dict:
+    """Copy notebook `src` to `dst` with outputs cleared, to run with kernel `kernel` (a kernel spec name; None keeps
+    the notebook's). Every code cell stays a code cell, the `#| full` ones included, as in a learner's copy, except
+    the ones nbdev never runs (`#| eval: false`) and those marked with one of `skip_flags`: these become raw cells.
+    Returns {'off': cells turned off, 'flagged': cells marked with a test flag of settings.ini that stay on}."""
     nb = json.loads(src.read_text(encoding='utf-8'))
-    n = 0
+    flags, n_off, n_flagged = tst_flags(), 0, 0
     for c in nb['cells']:
         if c['cell_type'] != 'code': continue
-        d = _directives(''.join(c['source']))
-        if flags & set(d) or d.get('eval', '').lower() == 'false':
-            c['cell_type'] = 'raw'; c.pop('outputs', None); c.pop('execution_count', None); n += 1
-        else: c['outputs'], c['execution_count'] = [], None
+        d = directives(''.join(c['source']))
+        if set(skip_flags) & set(d) or ' '.join(d.get('eval', [])).lower() == 'false':
+            c['cell_type'] = 'raw'; c.pop('outputs', None); c.pop('execution_count', None); n_off += 1
+        else:
+            c['outputs'], c['execution_count'] = [], None
+            n_flagged += bool(flags & set(d))
+    if kernel:
+        nb.setdefault('metadata', {})['kernelspec'] = {'name': kernel, 'display_name': kernel, 'language': 'python'}
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(dst.name + '.tmp')
     tmp.write_text(json.dumps(nb, indent=1), encoding='utf-8'); os.replace(tmp, dst)
-    return n
+    return {'off': n_off, 'flagged': n_flagged}
 
-def make_notebook(cells:list[str]) -> dict:
-    "A notebook with one code cell per string in `cells`"
+def make_notebook(cells:list[str], kernel:str='python3') -> dict:
+    "A notebook with one code cell per string in `cells`, run by kernel spec `kernel`"
     return {'cells': [{'cell_type': 'code', 'metadata': {}, 'source': s, 'execution_count': None, 'outputs': []} for s in cells],
-            'metadata': {'kernelspec': {'display_name': 'python3', 'language': 'python', 'name': 'python3'}},
+            'metadata': {'kernelspec': {'display_name': kernel, 'language': 'python', 'name': kernel}},
             'nbformat': 4, 'nbformat_minor': 5}
 
 # -- the server ---------------------------------------------------------------------------------------------------
@@ -101,12 +129,30 @@ def _descendants(pid:int) -> list[int]:
         for k in kids.get(todo.pop(), []): out.append(k); todo.append(k)
     return out
 
+def process_cpu(pid:int|None) -> float|None:
+    "CPU seconds process `pid` has used: user and system time, with those of its children that have ended (Linux)"
+    if pid is None: return None
+    try:
+        f = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
+        return sum(int(x) for x in f[11:15]) / os.sysconf('SC_CLK_TCK')   # utime stime cutime cstime
+    except (OSError, ValueError, IndexError): return None
+
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
+KERNEL_SITE = Path(__file__).resolve().parent/'kernel_site'   # the network guard's sitecustomize.py
+
 class Lab:
-    "A JupyterLab server on 127.0.0.1 serving the folder `root`, with its own config, settings and runtime dirs under `home`"
-    def __init__(self, root:Path, home:Path, env:dict|None=None, log:Path|None=None):
+    """A JupyterLab server on 127.0.0.1 serving the folder `root`, with its own config, settings and runtime dirs
+    under `home`. `env` is added to the environment of the server and so of every kernel; `kernels` maps kernel spec
+    names to the environment variables of their kernels alone (one kernel spec per data mode). With `netlog` (a
+    folder), every Python process the server starts runs the network guard of kernel_site/sitecustomize.py, which
+    refuses connections to other machines and records each attempt there (`net_attempts`). `pythonpath` (folders)
+    comes first on the PYTHONPATH of every process the server starts, after the guard's folder."""
+    def __init__(self, root:Path, home:Path, env:dict|None=None, log:Path|None=None, kernels:dict|None=None,
+                 netlog:Path|None=None, pythonpath:list|None=None):
         self.root, self.home, self.extra_env = Path(root), Path(home), dict(env or {})
+        self.pythonpath = [str(p) for p in pythonpath or []]
+        self.kernels, self.netlog = dict(kernels or {}), Path(netlog) if netlog else None
         self.log_path = Path(log) if log else self.home/'jupyterlab.log'
         self.proc, self.port, self.token = None, None, secrets.token_hex(24)
 
@@ -128,6 +174,12 @@ class Lab:
                     '@jupyterlab/docmanager-extension/plugin.jupyterlab-settings': {'autosave': False}}
         for name, value in settings.items():
             p = d['settings']/name; p.parent.mkdir(parents=True, exist_ok=True); p.write_text(json.dumps(value))
+        # the kernel specs: JUPYTER_DATA_DIR/kernels comes first on Jupyter's search path
+        for name, kenv in self.kernels.items():
+            k = d['data']/'kernels'/name; k.mkdir(parents=True, exist_ok=True)
+            (k/'kernel.json').write_text(json.dumps({
+                'argv': [sys.executable, '-m', 'ipykernel_launcher', '-f', '{connection_file}'],
+                'display_name': f'Python 3 ({name})', 'language': 'python', 'env': dict(kenv), 'metadata': {'debugger': True}}, indent=1))
         return d
 
     def start(self, timeout:float=240):
@@ -140,6 +192,12 @@ class Lab:
         env.update(JUPYTER_CONFIG_DIR=str(d['config']), JUPYTER_DATA_DIR=str(d['data']), JUPYTER_RUNTIME_DIR=str(d['runtime']),
                    JUPYTERLAB_SETTINGS_DIR=str(d['settings']), JUPYTERLAB_WORKSPACES_DIR=str(d['workspaces']),
                    PYTHONUNBUFFERED='1', **self.extra_env)
+        first = list(self.pythonpath)
+        if self.netlog:
+            self.netlog.mkdir(parents=True, exist_ok=True)
+            env['E2E_NETLOG'] = str(self.netlog)
+            first.insert(0, str(KERNEL_SITE))
+        env['PYTHONPATH'] = os.pathsep.join(first + [p for p in env.get('PYTHONPATH', '').split(os.pathsep) if p])
         self.log = open(self.log_path, 'ab')
         for attempt in range(3):
             self.port = free_port()
@@ -184,6 +242,38 @@ class Lab:
             for s in self.api('GET', 'sessions'):
                 if path is None or s.get('path') == path: self.api('DELETE', f"sessions/{s['id']}")
         except Exception: pass
+
+    def net_attempts(self) -> list[dict]:
+        """Every network access the guard refused so far (see kernel_site/sitecustomize.py), oldest first: dicts with
+        `event`, `target`, `session` (the notebook's absolute path, or None outside a kernel), `pid`, `argv`, `stack`"""
+        out = []
+        if self.netlog and self.netlog.is_dir():
+            for f in sorted(self.netlog.glob('*.jsonl')):
+                for line in f.read_text(encoding='utf-8', errors='replace').splitlines():
+                    try: out.append(json.loads(line))
+                    except ValueError: out.append({'event': 'unreadable record', 'target': line[:200], 'session': None})
+        return out
+
+    def kernel_id(self, path:str) -> str|None:
+        "The id of the kernel of notebook `path` (relative to the root)"
+        try:
+            for sess in self.api('GET', 'sessions'):
+                if sess.get('path') == path: return (sess.get('kernel') or {}).get('id')
+        except Exception: return None
+
+    def kernel_pid(self, path:str) -> int|None:
+        "The process id of the kernel of notebook `path` (its command line names the kernel's connection file)"
+        kid = self.kernel_id(path)
+        if not kid or self.proc is None: return None
+        for pid in _descendants(self.proc.pid):
+            try:
+                if f'kernel-{kid}.json' in Path(f'/proc/{pid}/cmdline').read_bytes().decode(errors='replace'): return pid
+            except OSError: continue
+
+    def kernel_cpu(self, path:str) -> float|None:
+        """CPU seconds (user + system, its finished children included) the kernel of notebook `path` has used so
+        far: a measure of the notebook's work that, unlike wall time, hardly depends on what else the machine runs"""
+        return process_cpu(self.kernel_pid(path))
 
     def stop(self):
         "Stop the server and every process it started (kernels included), whatever state it is in"
@@ -246,10 +336,13 @@ _STATE_JS = """() => {
 # rendered, plots shown as text
 _PROBLEMS_JS = """() => {
   const panel = document.querySelector('%s');
-  const out = [];
-  [...panel.querySelectorAll('.jp-Notebook .jp-Cell')].forEach((cell, i) => {
+  const out = [], cells = [...panel.querySelectorAll('.jp-Notebook .jp-Cell')];
+  cells.forEach((cell, i) => {
     const src = ((cell.querySelector('.jp-InputArea-editor .cm-content') || {}).innerText || '').trim().split('\\n')[0];
-    const add = (kind, text) => out.push({cell: i, src, kind, text: (text || '').trim().slice(0, 3000)});
+    const prompt = ((cell.querySelector('.jp-InputArea-prompt') || {}).textContent || '').trim();
+    // a long traceback keeps its head (which cell, which line) and its tail (the exception)
+    const cut = t => t.length > 4000 ? t.slice(0, 800) + '\\n[...]\\n' + t.slice(-3000) : t;
+    const add = (kind, text) => out.push({cell: i, n_cells: cells.length, prompt, src, kind, text: cut((text || '').trim())});
     // JupyterLab 4 renders error outputs and stderr alike (data-mime-type application/vnd.jupyter.stderr);
     // an error output is IPython's traceback: a line of dashes, then `SomeError   Traceback (most recent call last)`
     cell.querySelectorAll('.jp-OutputArea-output[data-mime-type="%s"], .jp-OutputArea-output[data-mime-type="%s"]').forEach(e => {
@@ -322,7 +415,9 @@ class LabPage:
             ready = (s and s['status'] == 'idle' and s['n_cells'] == n_cells and self.kernel_sockets and
                      self.kernel_state() == 'idle')
             ok = ok + 1 if ready else 0
-            if ok >= 2: return self
+            if ok >= 2:
+                self.kernel_pid = self.lab.kernel_pid(self.path)
+                return self
             time.sleep(0.5)
         raise NotebookTimeout(f'{self.path}: not open with an idle kernel after {timeout:.0f} s (last state {s and s["status"]}, '
                               f'{s and s["n_cells"]}/{n_cells} cells, kernel {self.kernel_state()})')
@@ -341,20 +436,27 @@ class LabPage:
         self.page.locator('.lm-MenuBar-itemLabel', has_text=re.compile(f'^{re.escape(top)}$')).click()
         self.page.locator('.lm-Menu-itemLabel', has_text=re.compile(f'^{re.escape(item)}$')).click()
 
-    def start_run(self, cell_timeout:float, total_timeout:float, progress=None, every:float=60):
-        """Run > Run All Cells; `poll_run` then follows the run. It fails if one cell runs longer than `cell_timeout`
-        or the whole notebook longer than `total_timeout` (and interrupts the kernel). `progress(msg)`, if given,
-        hears which cell is running every `every` seconds."""
+    def cpu(self) -> float|None:
+        "CPU seconds this notebook's kernel has used so far (None if its process is unknown)"
+        return process_cpu(getattr(self, 'kernel_pid', None))
+
+    def start_run(self, cell_timeout:float, total_timeout:float, progress=None, every:float=60,
+                  cell_cpu:float|None=None, total_cpu:float|None=None):
+        """Run > Run All Cells; `poll_run` then follows the run. It fails (and interrupts the kernel) if one cell runs
+        longer than `cell_timeout` wall seconds or uses more than `cell_cpu` CPU seconds of the kernel, or the whole
+        notebook longer than `total_timeout` or more than `total_cpu`. `progress(msg)`, if given, hears which cell is
+        running every `every` seconds."""
         self.page.locator(f'{ACTIVE} .jp-Notebook').click(position={'x': 5, 'y': 5})  # the notebook has the focus
         self.menu('Run', 'Run All Cells')
-        t0 = time.monotonic()
+        t0, cpu0 = time.monotonic(), self.cpu()
         self._run = dict(t0=t0, cell_timeout=cell_timeout, total_timeout=total_timeout, progress=progress, every=every,
+                         cell_cpu=cell_cpu, total_cpu=total_cpu, cpu0=cpu0, cell_cpu0=cpu0,
                          running=None, since=t0, slowest=(0., None, ''), stable=0, seen_start=False, told=t0)
 
     def poll_run(self) -> dict|None:
         """None while the notebook runs; when no cell is queued or running and the kernel is idle (twice in a row):
         {'seconds': wall time, 'slowest': (seconds, cell index, first line), 'prompts': [...]}"""
-        r, now, s = self._run, time.monotonic(), self.state()
+        r, now, s, cpu = self._run, time.monotonic(), self.state(), self.cpu()
         prompts = [c['prompt'] for c in s['cells']]
         busy = [i for i, p in enumerate(prompts) if '*' in p]
         if busy or s['status'] != 'idle': r['seen_start'] = True
@@ -363,27 +465,35 @@ class LabPage:
         if cur != r['running']:
             if r['running'] is not None and now - r['since'] > r['slowest'][0]:
                 r['slowest'] = (now - r['since'], r['running'], first_line(r['running']) if r['running'] < len(s['cells']) else '')
-            r['running'], r['since'] = cur, now
+            r['running'], r['since'], r['cell_cpu0'] = cur, now, cpu
         running, since = r['running'], r['since']
+        used = lambda c0: cpu - c0 if cpu is not None and c0 is not None else 0.
+        cell_cpu, total_cpu = used(r['cell_cpu0']), used(r['cpu0'])
         if r['progress'] and now - r['told'] >= r['every']:
             r['told'] = now
-            r['progress'](f'{self.path}: {now - r["t0"]:.0f} s, ' + (
-                f'code cell {running}/{len(prompts)} running for {now - since:.0f} s: `{first_line(running)[:60]}`'
-                if running is not None else f'kernel {s["status"]}'))
+            r['progress'](f'{self.path}: {now - r["t0"]:.0f} s ({total_cpu:.0f} CPU s), ' + (
+                f'code cell {running}/{len(prompts)} running for {now - since:.0f} s ({cell_cpu:.0f} CPU s): '
+                f'`{first_line(running)[:60]}`' if running is not None else f'kernel {s["status"]}'))
+        def stop(why):
+            self.interrupt()
+            cell = f'; code cell {running} (counting code cells from 0): {s["cells"][running]["src"][:200]!r}' if running is not None else ''
+            raise NotebookTimeout(f'{self.path}: {why}{cell}')
         if running is not None and now - since > r['cell_timeout']:
-            self.interrupt()
-            raise NotebookTimeout(f'{self.path}: code cell {running} still running after {r["cell_timeout"]:.0f} s: '
-                                  f'{s["cells"][running]["src"][:200]!r}')
+            stop(f'one cell still running after {r["cell_timeout"]:.0f} s (E2E_CELL_TIMEOUT), having used {cell_cpu:.0f} CPU s')
+        if running is not None and r['cell_cpu'] and cell_cpu > r['cell_cpu']:
+            stop(f'one cell used more than {r["cell_cpu"]:.0f} CPU s (E2E_CELL_CPU) in {now - since:.0f} s')
         if now - r['t0'] > r['total_timeout']:
-            self.interrupt()
-            raise NotebookTimeout(f'{self.path}: still running after {r["total_timeout"]:.0f} s (cell {running})')
+            stop(f'still running after {r["total_timeout"]:.0f} s (E2E_NOTEBOOK_TIMEOUT), having used {total_cpu:.0f} CPU s')
+        if r['total_cpu'] and total_cpu > r['total_cpu']:
+            stop(f'used more than {r["total_cpu"]:.0f} CPU s (E2E_NOTEBOOK_CPU) in {now - r["t0"]:.0f} s')
         done = not busy and s['status'] == 'idle' and (r['seen_start'] or any(re.search(r'\d', p) for p in prompts))
         r['stable'] = r['stable'] + 1 if done else 0
         if r['stable'] >= 2: return {'seconds': now - r['t0'], 'slowest': r['slowest'], 'prompts': prompts}
 
-    def run_all(self, cell_timeout:float, total_timeout:float, poll:float=1.0, progress=None, every:float=60) -> dict:
+    def run_all(self, cell_timeout:float, total_timeout:float, poll:float=1.0, progress=None, every:float=60,
+                cell_cpu:float|None=None, total_cpu:float|None=None) -> dict:
         "Run > Run All Cells and wait for the end of the run (see `start_run` and `poll_run`)"
-        self.start_run(cell_timeout, total_timeout, progress, every)
+        self.start_run(cell_timeout, total_timeout, progress, every, cell_cpu, total_cpu)
         while True:
             time.sleep(poll)
             res = self.poll_run()
@@ -406,6 +516,14 @@ def format_kernel_errors(errors:list[dict]) -> str:
     return '\n'.join(f"- {e['ename']}: {e['evalue']} (while handling a {e['during']})\n    " +
                      '\n    '.join(ansi.sub('', e['traceback']).strip().splitlines()[-6:]) for e in errors)
 
-def format_problems(problems:list[dict]) -> str:
-    return '\n'.join(f"- cell {p['cell']} ({p['kind']}) `{p['src'][:80]}`:\n    " + p['text'][-1500:].replace('\n', '\n    ')
+def format_problems(problems:list[dict], where:str='') -> str:
+    """One paragraph per problem: `where` (such as `[sample] 02_get_preds.ipynb`), the cell (its number among all
+    cells, counting from 1 as a learner would, and its prompt `[n]`), its first line, what went wrong, and the end
+    of the output"""
+    return '\n'.join(f"- {where}{', ' if where else ''}cell {p['cell'] + 1}{'/' + str(p['n_cells']) if p.get('n_cells') else ''} "
+                     f"{p.get('prompt') or ''} ({p['kind']}) `{p['src'][:80]}`:\n    " + _head_tail(p['text']).replace('\n', '\n    ')
                      for p in problems)
+
+def _head_tail(text:str, head:int=400, tail:int=1600) -> str:
+    "The start of `text` (a traceback's cell and line) and its end (the exception), when it is long"
+    return text if len(text) <= head + tail + 50 else f'{text[:head]}\n[...]\n{text[-tail:]}'

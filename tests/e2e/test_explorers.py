@@ -2,7 +2,9 @@
 text repr), moving a slider with the keyboard or the mouse changes what it shows, and a screenshot of each is saved
 in the artifacts folder.
 
-The suite writes its own small notebook (one explorer per cell) into JupyterLab's temp folder and runs it there.
+The suite writes its own small notebook (one explorer per cell) into JupyterLab's temp folder and runs it there, in
+tiny mode only: the explorers draw synthetic curves and do not read the data set. Screenshots are named
+`explorer-tiny-<name>.png` (and `FAILED-tiny-<test>.png`).
 E2E_EXPLORERS_SETUP=<file.py> runs that file's code in the notebook right after the imports: a way to check that
 the suite catches a broken widget (for example one whose update raises) without touching the course's files.
 """
@@ -10,11 +12,12 @@ from __future__ import annotations
 import json, os, re, time
 from pathlib import Path
 import pytest
-from conftest import TIMINGS
-from lab import (ARTIFACTS, CELL_TIMEOUT, NOTEBOOK_TIMEOUT, WIDGET, WIDGET_TIMEOUT, LabPage, format_kernel_errors, format_problems,
-                 make_notebook)
+from conftest import TIMINGS, format_attempts, no_download
+from lab import (ARTIFACTS, CELL_CPU, CELL_TIMEOUT, NOTEBOOK_CPU, NOTEBOOK_TIMEOUT, WIDGET, WIDGET_TIMEOUT, LabPage,
+                 format_kernel_errors, format_problems, kernel_name, make_notebook)
 
-NB = 'nbs/_e2e_explorers.ipynb'
+MODE = 'tiny'
+NB = f'{MODE}/nbs/_e2e_explorers.ipynb'
 ERROR_RE = re.compile(r'\b\w*(Error|Exception)\b')   # an explorer whose update failed shows `SomeError: message`
 
 # A recorded-looking learning rate finder curve: flat, a long descent, then the blow-up
@@ -35,7 +38,7 @@ def explorer_notebook() -> tuple[dict, int]:
     cells = [CELLS['imports']]
     setup = os.environ.get('E2E_EXPLORERS_SETUP')
     if setup: cells.append(Path(setup).read_text())
-    return make_notebook(cells + [CELLS[k] for k in ('softmax', 'lr_find', 'one_cycle')]), len(cells)
+    return make_notebook(cells + [CELLS[k] for k in ('softmax', 'lr_find', 'one_cycle')], kernel_name(MODE)), len(cells)
 
 @pytest.fixture(scope='module')
 def explorers(lab, browser, say):
@@ -48,10 +51,10 @@ def explorers(lab, browser, say):
     try:
         t = time.monotonic()
         lp.open()
-        lp.run_all(CELL_TIMEOUT, NOTEBOOK_TIMEOUT, progress=say)
+        lp.run_all(CELL_TIMEOUT, NOTEBOOK_TIMEOUT, progress=say, cell_cpu=CELL_CPU, total_cpu=NOTEBOOK_CPU)
         TIMINGS['explorers notebook open + run all'] = time.monotonic() - t
         problems = lp.problems()
-        assert not problems, f'the explorers notebook shows:\n{format_problems(problems)}'
+        assert not problems, f'the explorers notebook shows:\n{format_problems(problems, f"[{MODE}] {NB}")}'
         assert not lp.kernel_errors, f'the explorers notebook: the kernel sent errors:\n{format_kernel_errors(lp.kernel_errors)}'
         lp.cells = {k: first + i for i, k in enumerate(('softmax', 'lr_find', 'one_cycle'))}
         yield lp
@@ -64,7 +67,7 @@ def screenshot_on_failure(request, explorers):
     yield
     rep = getattr(request.node, 'rep_call', None)
     if rep is not None and rep.failed:
-        try: explorers.page.screenshot(path=str(ARTIFACTS/f'FAILED-{request.node.name}.png'))
+        try: explorers.page.screenshot(path=str(ARTIFACTS/f'FAILED-{MODE}-{request.node.name}.png'))
         except Exception: pass
 
 # -- reading and moving a widget ---------------------------------------------------------------------------------
@@ -137,11 +140,13 @@ def check_clean(lp, w, name, since):
     readout = w.locator('.widget-html-content').first.inner_text()
     assert not ERROR_RE.search(readout), f'{name}: the explorer shows an error: {readout!r}'
     problems = lp.problems()
-    assert not problems, f'{name}: the notebook shows:\n{format_problems(problems)}'
+    assert not problems, f'{name}: the notebook shows:\n{format_problems(problems, f"[{MODE}] {NB}")}'
     errors = lp.kernel_errors[n_errors:]
     assert not errors, f'{name}: the kernel sent errors:\n{format_kernel_errors(errors)}'
     log = lp.lab.log_since(log_from)
     assert 'Traceback' not in log, f'{name}: the kernel logged a traceback:\n{log[-3000:]}'
+    attempts, _ = no_download(lp.lab, lp.path)
+    assert not attempts, f'{name}: the explorers notebook tried to reach the network (refused):\n{format_attempts(attempts)}'
 
 def shoot(w, name):
     "Screenshot of widget `w`, made tall enough and centred so that JupyterLab's toolbars cover none of it"
@@ -149,7 +154,7 @@ def shoot(w, name):
     vp = page.viewport_size
     if box and box['height'] + 300 > vp['height']: page.set_viewport_size({'width': vp['width'], 'height': int(box['height']) + 300})
     w.evaluate('e => e.scrollIntoView({block: "center"})')
-    w.screenshot(path=str(ARTIFACTS/f'explorer-{name}.png'))
+    w.screenshot(path=str(ARTIFACTS/f'explorer-{MODE}-{name}.png'))
 
 # -- the tests ----------------------------------------------------------------------------------------------------
 
