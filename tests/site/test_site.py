@@ -1,0 +1,168 @@
+"""The course website (`python .ci/site.py` -> _site/) opened in headless Chromium, page by page.
+
+Every page must load from this machine alone, show no error or traceback in any cell, draw every plot as an image that
+loads (widgets as a snapshot with their plot, never as text like `VBox(children=...)`), and every link inside the site
+must land on a page that exists, at an anchor that exists. Screenshots of the front page, a lesson with a plot and an
+API page go to tests/site/artifacts/ (or SITE_SHOTS).
+"""
+from __future__ import annotations
+import re
+from pathlib import Path
+from urllib.parse import urlsplit, unquote
+import pytest
+from sitelib import REPO, SHOTS, SITE, SUMMARY
+
+# the sidebar: the front page, the chapter in order, then the appendix (and the API pages after them)
+CHAPTER = ['index', '00_data', '01_cross_entropy', '02_get_preds', '03_lr_find', '04_fine_tune', '05_questionnaire',
+           '06_cli', '07_widgets']
+APPENDIX = ['10_modes', '11_tiny', '12_sample', '13_backbone', '14_cache', '15_testing']
+MODULES = ['data', 'losses', 'interpret', 'lr_finder', 'training', 'cli', 'widgets', 'modes', 'tiny', 'sample',
+           'backbone', 'cache', 'testing']
+
+def page_name(stem:str) -> str: return re.sub(r'^\d+[a-zA-Z0-9]*_', '', stem) + '.html'   # nbdev's rule
+
+# what must never appear as a cell's text: a plot or a widget shown as its repr, a widget that needed a kernel
+AS_TEXT = re.compile(r'^<Figure size \d+x\d+ with \d+ Axes>$|(?:^|\n)\s*(?:VBox|HBox|Box|Image|FloatSlider|IntSlider|'
+                     r'FloatLogSlider|Dropdown|Output)\((?:children|value|layout|description)=|Loading widget|'
+                     r'Error displaying widget', re.M)
+
+_PAGE_JS = """() => {
+  const outs = [...document.querySelectorAll('.jp-OutputArea-output')];
+  const mime = o => o.getAttribute('data-mime-type') || '';
+  return {
+    title: document.title,
+    ids: [...document.querySelectorAll('[id]')].map(e => e.id),
+    links: [...document.querySelectorAll('a[href]')].map(a => ({href: a.getAttribute('href'), url: a.href})),
+    assets: [...document.querySelectorAll('link[href], script[src], iframe[src]')].map(e => e.href || e.src),
+    images: [...document.querySelectorAll('img')].map(i => ({src: (i.getAttribute('src') || '').slice(0, 60),
+             ok: i.complete && i.naturalWidth > 0, output: !!i.closest('.jp-OutputArea-output'),
+             widget: !!i.closest('.site-widget')})),
+    errors: outs.filter(o => mime(o) === 'application/vnd.jupyter.error').map(o => o.innerText.slice(0, 300)),
+    outputs: outs.map(o => ({mime: mime(o), text: o.innerText.slice(0, 2000)})),
+    widgets: [...document.querySelectorAll('.site-widget')].map(w => ({imgs: w.querySelectorAll('img').length,
+              text: w.innerText.slice(0, 300)})),
+    failed: [...document.querySelectorAll('.site-failed')].map(e => e.innerText),
+    sidebar: [...document.querySelectorAll('.site-sidebar li a')].map(a => a.href),
+    math: document.querySelectorAll('math').length,
+    cells: document.querySelectorAll('.jp-CodeCell').length,
+  };
+}"""
+
+def site_pages() -> list[str]:
+    return sorted(p.relative_to(SITE).as_posix() for p in SITE.rglob('*.html')) if SITE.exists() else []
+
+@pytest.fixture(scope='session')
+def crawl(site, server, browser):
+    "Open every page of the site once; what each page holds, by its path in the site"
+    pages, console = {}, {}
+    page = browser.new_page()
+    page.on('pageerror', lambda e: console.setdefault(page.url, []).append(str(e)))
+    for rel in site_pages():
+        resp = page.goto(server + rel, wait_until='load')
+        info = page.evaluate(_PAGE_JS)
+        info['status'] = resp.status if resp else None
+        info['url'] = page.url
+        pages[rel] = info
+    page.close()
+    n_links = sum(len(p['links']) for p in pages.values())
+    SUMMARY['pages opened'] = len(pages)
+    SUMMARY['images (all loaded?)'] = (f'{sum(len(p["images"]) for p in pages.values())} '
+                                       f'({sum(i["ok"] for p in pages.values() for i in p["images"])} loaded)')
+    SUMMARY['plots and widget images in outputs'] = sum(i['output'] for p in pages.values() for i in p['images'])
+    SUMMARY['widget snapshots'] = sum(len(p['widgets']) for p in pages.values())
+    SUMMARY['links'] = n_links
+    SUMMARY['MathML formulas'] = sum(p['math'] for p in pages.values())
+    return dict(pages=pages, console=console, server=server, remote=browser.remote_requests)
+
+PAGES = site_pages()
+
+@pytest.mark.parametrize('rel', PAGES or ['(no site built)'])
+def test_page(crawl, rel):
+    "The page loads, no cell failed, every image loads, no plot or widget shows as text, no script ran into an error"
+    p = crawl['pages'].get(rel)
+    assert p is not None, f'{rel}: not in the site {SITE}'
+    assert p['status'] == 200, f'{rel}: HTTP {p["status"]}'
+    assert not p['failed'], f'{rel}: the build marked this page as failed: {p["failed"]}'
+    assert not p['errors'], f'{rel}: a cell shows an error: {p["errors"][0]}'
+    tb = [o['text'] for o in p['outputs'] if 'Traceback (most recent call last)' in o['text']]
+    assert not tb, f'{rel}: a cell shows a traceback: {tb[0][:500]}'
+    bad = [i['src'] for i in p['images'] if not i['ok']]
+    assert not bad, f'{rel}: {len(bad)} image(s) did not load, e.g. {bad[0]}'
+    text = [o['text'] for o in p['outputs'] if AS_TEXT.search(o['text'])]
+    assert not text, f'{rel}: a plot or a widget is shown as text: {text[0][:300]!r}'
+    for w in p['widgets']:
+        assert w['imgs'] or 'needs a live Jupyter kernel' in w['text'], f'{rel}: a widget snapshot without its plot: {w["text"]!r}'
+    assert not crawl['console'].get(p['url']), f'{rel}: errors in the page: {crawl["console"][p["url"]]}'
+
+def test_nothing_fetched_from_outside(crawl):
+    "Every asset is local: no CDN for MathJax, require.js or widgets, no font or script from another host"
+    remote = sorted({a for p in crawl['pages'].values() for a in p['assets'] if a and not a.startswith(crawl['server'])})
+    assert not remote, f'pages load assets from elsewhere: {remote[:10]}'
+    assert not crawl['remote'], f'the browser tried to leave this machine: {crawl["remote"][:10]}'
+
+def test_internal_links_resolve(crawl):
+    "Every link inside the site lands on a page of the site (or a file it has), at an anchor that exists there"
+    pages, base = crawl['pages'], crawl['server']
+    broken, n = [], 0
+    for rel, p in pages.items():
+        for l in p['links']:
+            url = l['url']
+            if not url.startswith(base.split('/', 3)[0] + '//' + urlsplit(base).netloc): continue   # another host: not followed
+            n += 1
+            u = urlsplit(url)
+            if not u.path.startswith(urlsplit(base).path):
+                broken.append(f'{rel}: {l["href"]} leaves the site\'s base path'); continue
+            target = unquote(u.path[len(urlsplit(base).path):]) or 'index.html'
+            if target.endswith('/'): target += 'index.html'
+            if target not in pages:
+                if not (SITE/target).is_file(): broken.append(f'{rel}: {l["href"]} -> {target} does not exist')
+                continue
+            if u.fragment and unquote(u.fragment) not in pages[target]['ids']:
+                broken.append(f'{rel}: {l["href"]} -> no #{u.fragment} in {target}')
+    SUMMARY['internal links checked'] = n
+    SUMMARY['external links (not followed)'] = sum(len(p['links']) for p in pages.values()) - n
+    assert not broken, f'{len(broken)} broken internal link(s):\n' + '\n'.join(broken[:30])
+
+def test_the_course_is_all_there(crawl):
+    "A front page, a page per notebook, an API page per module, and the sidebar in the chapter's order on every page"
+    pages = crawl['pages']
+    nbs = {p.stem for p in (REPO/'nbs').glob('*.ipynb') if not p.name.startswith(('_', '.'))}
+    missing = [page_name(s) if s != 'index' else 'index.html' for s in nbs]
+    missing = [m for m in missing if m not in pages] + [f'api/{m}.html' for m in MODULES if f'api/{m}.html' not in pages]
+    assert not missing, f'pages missing from the site: {missing}'
+    order = [('index.html' if s == 'index' else page_name(s)) for s in CHAPTER + APPENDIX if s in nbs]
+    for rel, p in pages.items():
+        side = [unquote(urlsplit(u).path[len(urlsplit(crawl['server']).path):]) for u in p['sidebar']]
+        lessons = [s for s in side if not s.startswith('api/')]
+        assert lessons == order, f'{rel}: the sidebar lists {lessons}, expected {order}'
+        assert [s for s in side if s.startswith('api/')] == ['api/index.html'] + [f'api/{m}.html' for m in MODULES]
+    for m in MODULES:
+        import importlib
+        names = importlib.import_module(f'pets_course.{m}').__all__
+        ids = set(pages[f'api/{m}.html']['ids'])
+        lost = [n for n in names if n.lower() not in ids]
+        assert not lost, f'api/{m}.html does not document {lost}'
+
+def _shoot(browser, url, path, scroll_to=None):
+    page = browser.new_page()
+    page.goto(url, wait_until='load')
+    if scroll_to:
+        page.evaluate("""(sel) => { const e = document.querySelector(sel); if (e) e.scrollIntoView({block: 'center'}); }""", scroll_to)
+        page.wait_for_timeout(200)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path))
+    page.close()
+
+def test_screenshots(crawl, browser):
+    "The front page, the first lesson with a plot, an API page and a widget snapshot, as a reader sees them"
+    pages, server = crawl['pages'], crawl['server']
+    _shoot(browser, server + 'index.html', SHOTS/'front_page.png')
+    order = [page_name(s) for s in CHAPTER[1:] + APPENDIX]
+    plot = next((r for r in order if r in pages and any(i['output'] and not i['widget'] for i in pages[r]['images'])), None)
+    assert plot, 'no lesson page has a plot'
+    _shoot(browser, server + plot, SHOTS/'lesson_with_plot.png',
+           '.jp-OutputArea-output img:not(.site-widget img)')
+    _shoot(browser, server + 'api/data.html', SHOTS/'api_page.png', 'h3[id="pets_dataloaders"]')
+    if 'widgets.html' in pages and pages['widgets.html']['widgets']:
+        _shoot(browser, server + 'widgets.html', SHOTS/'widget_snapshot.png', '.site-widget')
+    SUMMARY['screenshots'] = f'{SHOTS} (lesson with a plot: {plot})'
