@@ -9,12 +9,13 @@ check that nothing left localhost.
 from __future__ import annotations
 import ctypes, json, os, re, secrets, shutil, signal, socket, subprocess, sys, time, urllib.error, urllib.request
 from pathlib import Path
-from urllib.parse import quote, urlparse
+from urllib.parse import quote
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: what the browser suites share
+from chromium import LOCAL_HOSTS, is_local, chromium_path as _chromium_path
 
 REPO = Path(__file__).resolve().parents[2]
 NBS = REPO/'nbs'
 ARTIFACTS = Path(os.environ.get('E2E_ARTIFACTS') or Path(__file__).resolve().parent/'artifacts')
-LOCAL_HOSTS = {'127.0.0.1', 'localhost', '::1'}
 
 def env_seconds(name, default):
     "A number (seconds, a count) from the environment variable `name`, else `default`"
@@ -303,15 +304,7 @@ CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--
 
 def chromium_path() -> str:
     "The system Chromium: `E2E_CHROMIUM`, else `chromium` (Debian's package) or `chromium-browser` on the PATH"
-    p = os.environ.get('E2E_CHROMIUM') or shutil.which('chromium') or shutil.which('chromium-browser')
-    if not p or not Path(p).exists():
-        raise FileNotFoundError('No Chromium found: install it (Debian: apt-get install -y chromium) or set E2E_CHROMIUM '
-                                'to its path; Playwright\'s own browser download is not used')
-    return p
-
-def is_local(url:str) -> bool:
-    u = urlparse(url)
-    return u.scheme in ('data', 'blob', 'about') or (u.hostname or '') in LOCAL_HOSTS
+    return _chromium_path('E2E_CHROMIUM')
 
 # -- JupyterLab in the page ----------------------------------------------------------------------------------------
 
