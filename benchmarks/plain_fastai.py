@@ -18,7 +18,9 @@ from pets_course.backbone import efficientnet_lite0  # ImageNet weights from PyP
 
 set_seed(args.seed, reproducible=True)
 path = Path(args.folder)
-pets = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_image_files, splitter=RandomSplitter(seed=42),
+# the files sorted, as pets_course does, so that the seeded split puts the same photos in the validation set on both sides
+# (get_image_files lists them in the file system's order, which differs from machine to machine)
+pets = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=lambda p: get_image_files(p).sorted(), splitter=RandomSplitter(seed=42),
                  get_y=using_attr(RegexLabeller(r'(.+)_\d+.jpg$'), 'name'),
                  item_tfms=Resize(224), batch_tfms=aug_transforms(size=160, min_scale=0.75))
 dls = pets.dataloaders(path, bs=32)  # fastai's default num_workers

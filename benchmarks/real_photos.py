@@ -10,7 +10,9 @@ Three runs on each set of photos, for each seed, one after the other so that a c
 - defaults: `pets-course train --data ...` with nothing else.
 The sets: 'sample', the 185 photos shipped with the package (shorter side 320 px), and 'full', the same photos at full
 resolution (FULL_FOLDER, by default ../shared/data/oxford_pets_sample next to the repository).
-The validation set is 37 photos, so one photo is 0.027 of error rate: compare means over seeds, not single runs.
+The validation set is 37 photos, so one photo is 0.027 of error rate: compare means over seeds, not single runs. Both sides
+validate on the same 37 photos (plain_fastai.py sorts the files as pets_course does; unsorted, the seeded split depends on
+the file system's order, and a different 37 photos can move the error rate by 0.15).
 CPU seconds include every child process (DataLoader workers). Where the time went: the lr finder and `fine_tune` as each
 run reports them, and the decoding of the photos, measured apart (decode + presize of every photo once).
 """
