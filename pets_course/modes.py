@@ -11,9 +11,9 @@ from fastcore.basics import AttrDict, ifnone
 # %% auto #0
 __all__ = ['KINDS', 'PETS_URL_HOST', 'WEIGHTS_HOST', 'BOOK_SETTINGS', 'TINY_SETTINGS', 'SAMPLE_SETTINGS', 'N_IMAGES', 'pets_kind',
            'can_reach', 'in_test', 'cuda_available', 'oxford_path', 'has_oxford', 'weights_file', 'has_weights',
-           'full_mode_problem', 'default_kind', 'fit_bs', 'fit_presize', 'fit_settings', 'count_images',
-           'pets_settings', 'set_threads', 'secs_per_image', 'train_seconds', 'fmt_secs', 'ModeUnavailable',
-           'mode_problem', 'CourseMode', 'course_mode']
+           'full_mode_problem', 'default_kind', 'fit_bs', 'fit_presize', 'fit_settings', 'images_folder',
+           'count_images', 'pets_settings', 'set_threads', 'secs_per_image', 'train_seconds', 'fmt_secs',
+           'ModeUnavailable', 'mode_problem', 'CourseMode', 'course_mode']
 
 # %% ../nbs/10_modes.ipynb #4f61e457
 KINDS = ('tiny', 'sample', 'oxford')
@@ -119,12 +119,15 @@ def fit_settings(n_images:int, # images in the folder
     s.why = why
     return s
 
-# %% ../nbs/10_modes.ipynb #b6e7d6e9
+# %% ../nbs/10_modes.ipynb #680fbb63
+def images_folder(path:str|Path) -> Path:
+    "Where the photos of `path` are: its `images/` folder (the data set's layout) if it has one, else `path` itself"
+    path = Path(path)
+    return path/'images' if (path/'images').is_dir() else path
+
 def count_images(folder:str|Path) -> int:
-    "The `.jpg` files in `folder`/images, or in `folder` itself"
-    folder = Path(folder)
-    src = folder/'images' if (folder/'images').is_dir() else folder
-    return sum(1 for f in src.rglob('*') if f.suffix.lower() == '.jpg')
+    "The `.jpg` files in `images_folder(folder)`"
+    return sum(1 for f in images_folder(folder).rglob('*') if f.suffix.lower() == '.jpg')
 
 def pets_settings(kind:str|Path|None=None) -> AttrDict:
     "Sizes, architecture and schedule for the mode `kind`, with `kind`, `n_images`, `device`, `num_workers` and `why`"
