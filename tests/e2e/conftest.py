@@ -1,7 +1,9 @@
 """Fixtures of the browser tests: one JupyterLab server and one headless Chromium for the whole run.
 
 Knobs (environment variables):
-  E2E_MODES             the data modes the notebooks run in, each as a learner's Run All (default `tiny sample`)
+  E2E_MODES             the data modes the notebooks run in, each as a learner's Run All (default `tiny sample folder`)
+  E2E_FOLDER            the folder mode's photos (default: a copy of the shipped sample, flat, in the temp folder); the
+                        run fails if any file in it changed
   E2E_CACHE             the model cache the kernels share (PETS_COURSE_CACHE): by default a fresh temp folder per run,
                         so every run is a cold run that does not depend on the user's cache; set a folder to reuse one
                         (E2E_CACHE=~/.cache/pets_course: quicker, but the baselines are then not trained by the run)
@@ -16,7 +18,7 @@ Knobs (environment variables):
   E2E_NBS               run the notebooks of another folder (to check the suite itself; default nbs/)
   E2E_EXPLORERS_SETUP   a Python file run in the explorers notebook after its imports (see test_explorers.py)
 
-Each mode has its own kernel spec (`pets-tiny`, `pets-sample`), which sets PETS_COURSE_DATA for its kernels, and its own
+Each mode has its own kernel spec (`pets-tiny`, `pets-sample`, `pets-folder`), which sets PETS_COURSE_DATA for its kernels, and its own
 copy of the repository's layout (`<mode>/settings.ini`, `<mode>/nbs/`) under JupyterLab's root. The rest of the
 environment reaches the kernels, except MPLBACKEND, IN_TEST and JUPYTER_* (but JUPYTER_PATH), with PETS_COURSE_CACHE
 set as above, TORCH_HOME, FASTAI_HOME and HF_HOME pointing to empty folders, the network guard on (see
@@ -27,8 +29,8 @@ from __future__ import annotations
 import json, os, shutil, signal, tempfile, time
 from pathlib import Path
 import pytest
-from lab import (ARTIFACTS, KNOWN_MODES, MODES, NBS, PARALLEL, REPO, CHROMIUM_ARGS, Lab, chromium_path, is_local,
-                 kernel_name)
+from lab import (ARTIFACTS, KNOWN_MODES, MODES, NBS, PARALLEL, REPO, CHROMIUM_ARGS, Lab, chromium_path, folder_data,
+                 folder_digest, is_local, kernel_name)
 
 _t0 = time.monotonic()
 TIMINGS: dict = {}
@@ -87,8 +89,12 @@ def lab(lab_root):
     env = notebook_env(lab_root)
     TIMINGS['modes'] = ' '.join(MODES) + ' (E2E_MODES)'
     TIMINGS['model cache'] = env['PETS_COURSE_CACHE'] + ('' if os.environ.get('E2E_CACHE') else ' (fresh: a cold run)')
+    folder = folder_data(Path(lab_root)/'my_pets') if 'folder' in MODES else None
+    before = folder_digest(folder) if folder else None
+    if folder: TIMINGS['folder mode'] = f'{folder} ({len(before)} files)'
+    data = {m: str(folder) if m == 'folder' else m for m in KNOWN_MODES if m != 'folder' or folder}  # the explorers use tiny
     server = Lab(Path(lab_root)/'root', Path(lab_root)/'home', env=env, log=ARTIFACTS/'jupyterlab.log',
-                 kernels={kernel_name(m): {'PETS_COURSE_DATA': m} for m in KNOWN_MODES}, netlog=Path(lab_root)/'netlog',
+                 kernels={kernel_name(m): {'PETS_COURSE_DATA': d} for m, d in data.items()}, netlog=Path(lab_root)/'netlog',
                  pythonpath=[REPO])   # the kernels import this checkout's pets_course, whichever checkout pip installed
     server.log_path.unlink(missing_ok=True)
     server.reported = set()   # (pid, event, target) of the refused accesses some test has already failed on
@@ -101,6 +107,10 @@ def lab(lab_root):
         TIMINGS['network accesses refused'] = f'{len(attempts)}, of which {sum(map(is_probe, attempts))} reachability probes'
         left = [a for a in attempts if (a.get('pid'), a.get('event'), a.get('target')) not in server.reported and not is_probe(a)]
         assert not left, f'processes of the JupyterLab server tried to reach the network:\n{format_attempts(left)}'
+        if folder:
+            after = folder_digest(folder)
+            changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+            assert not changed, f"the notebooks changed the user's folder {folder}: {', '.join(changed[:10])}"
     finally: server.stop()
 
 # The course's one reachability probe: `pets_course.modes.can_reach(host)` opens (and closes) a connection to ask whether

@@ -39,9 +39,10 @@ PARALLEL = max(1, int(env_seconds('E2E_PARALLEL', 2)))        # notebooks run at
 # -- the notebooks ------------------------------------------------------------------------------------------------
 
 # The data modes the notebooks run in, each with its own kernel (`kernel_name`): tiny (drawn cartoons, what nbdev_test
-# uses) and sample (the real photos shipped with the package). Oxford and a folder of one's own need the network or
-# the photos, so they are not run here.
-KNOWN_MODES = ('tiny', 'sample')
+# uses), sample (the real photos shipped with the package) and folder (a folder of one's own photos, as a learner
+# points PETS_COURSE_DATA at it: `E2E_FOLDER`, else a copy of the shipped photos laid out as a user's folder, see
+# `folder_data`). Oxford needs the network (and, to be of use, a GPU), so it is not run here.
+KNOWN_MODES = ('tiny', 'sample', 'folder')
 
 def modes_from_env(value:str|None=None) -> tuple[str, ...]:
     "The modes to run: `E2E_MODES` (space or comma separated), by default all of `KNOWN_MODES`"
@@ -54,6 +55,22 @@ def modes_from_env(value:str|None=None) -> tuple[str, ...]:
 MODES = modes_from_env()
 
 def kernel_name(mode:str) -> str: return f'pets-{mode}'
+
+def folder_data(into:Path) -> Path:
+    """The folder mode's photos: `E2E_FOLDER` if set (such as a full-resolution copy of the Oxford photos), else a copy
+    of the photos shipped with the package in `into`, flat (no `images/` inside), as a learner's own folder might be"""
+    if os.environ.get('E2E_FOLDER'):
+        p = Path(os.path.expanduser(os.environ['E2E_FOLDER']))
+        if not p.is_dir(): raise ValueError(f"E2E_FOLDER={os.environ['E2E_FOLDER']!r}: expected a folder of pet photos")
+        return p.resolve()
+    from pets_course.sample import sample_path   # no fastai import
+    shutil.copytree(sample_path()/'images', into, ignore=shutil.ignore_patterns('.*'))
+    return Path(into)
+
+def folder_digest(p:Path) -> dict[str, str]:
+    "sha256 of every file under `p`, by relative path: the folder mode checks that nothing in the user's folder changed"
+    import hashlib
+    return {str(f.relative_to(p)): hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(Path(p).rglob('*')) if f.is_file()}
 
 def course_notebooks(nbs:Path|None=None) -> list[Path]:
     """The notebooks `nbdev_test` would run: nbs/**/*.ipynb (or `E2E_NBS`'s, for checking the suite on other

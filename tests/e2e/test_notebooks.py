@@ -1,5 +1,5 @@
 """Every course notebook, opened in JupyterLab and run with Run > Run All Cells as a learner would, in each data mode
-(E2E_MODES, default tiny and sample; test ids `<mode>-<notebook>`, such as `sample-02_get_preds`): no cell may show an
+(E2E_MODES, default tiny, sample and folder; test ids `<mode>-<notebook>`, such as `sample-02_get_preds`): no cell may show an
 error, a traceback, a widget that never rendered or a plot shown as text, every code cell must have run, and no
 process of the notebook may have tried to reach the network (see `no_download` in conftest.py).
 
@@ -17,8 +17,8 @@ from conftest import NB_RESULTS, format_attempts, no_download
 from lab import (ACTIVE, ARTIFACTS, CELL_CPU, CELL_TIMEOUT, MODES, NOTEBOOK_CPU, NOTEBOOK_TIMEOUT, PARALLEL, LabPage,
                  NotebookTimeout, course_notebooks, format_kernel_errors, format_problems, kernel_name, prepare_copy)
 
-# notebook by notebook, each in every mode: tiny-00_data and sample-00_data run side by side and each trains its mode's
-# baseline, which the later notebooks then load instead of waiting for it, and the long sample-mode notebooks start
+# notebook by notebook, each in every mode: tiny-00_data and sample-00_data run side by side (then folder-00_data) and
+# each trains its mode's baseline, which the later notebooks then load instead of waiting for it, and the long sample-mode notebooks start
 # early rather than at the end of the run
 CASES = [(mode, nb) for nb in course_notebooks() for mode in MODES]
 
