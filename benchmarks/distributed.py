@@ -5,7 +5,7 @@
 The whole tiny set (711 training images), Lite0, presize = size, 1 frozen + 2 unfrozen epochs, rate 1e-2, one torch
 thread per process. Runs: 1 process bs 32; 2 processes bs 32 each (effective 64); 2 processes bs 16 each (effective 32);
 2 processes bs 32 each at twice the rate. Each process records the batches it trained on in every epoch and a digest of
-its weights after every step (the same audit as the test in nbs/06_cli.ipynb), so the table shows batches per process
+its weights after every step (the same audit as the test in nbs/17_distributed.ipynb), so the table shows batches per process
 per epoch, whether the shares were disjoint, and at how many steps the weights were identical across processes.
 Prints error rate, wall and CPU seconds (every process). Not a test: it asserts nothing.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 AUDIT = r'''
 import os, sys, json, hashlib
-import pets_course.cli as cli
+import pets_course.cli as cli, pets_course.headless as headless
 from fastai.callback.core import Callback
 def digest(m): return hashlib.sha256(b''.join(p.detach().numpy().tobytes() for p in m.parameters())).hexdigest()
 class Audit(Callback):
@@ -32,8 +32,8 @@ class Audit(Callback):
         if not self.on: return
         del self.learn.dl.get_idxs
         self.epochs.append(dict(batches=self.n, items=[int(i) for i in self.idxs[:self.n*self.learn.dl.bs]]))
-audit, make = Audit(), cli._learner
-cli._learner = lambda *a, **k: make(*a, **k).add_cb(audit)
+audit, make = Audit(), headless.make_learner
+headless.make_learner = lambda *a, **k: make(*a, **k).add_cb(audit)
 code = cli.main(sys.argv[1:])
 (cli.Path(sys.argv[-1])/f"audit_{os.environ.get('RANK', '0')}.json").write_text(json.dumps(dict(epochs=audit.epochs, digests=audit.digests)))
 sys.exit(code)

@@ -7,7 +7,7 @@ them (inference included), and on the same tensors through a stand-in learner (c
 median of interleaved runs; every pair is first checked to give the same answer. Times depend on the machine and its
 load; nothing is asserted about them. Not run by the test suite.
 
-    python benchmarks/interpret.py [--kind tiny|sample|oxford|/a/folder] [--reps 20] [--threads N]
+    python benchmarks/interpret.py [--mode tiny|sample|oxford|/a/folder] [--reps 20] [--threads N]
 """
 import argparse, copy, statistics, time
 import torch
@@ -42,18 +42,18 @@ def row(name, ours, theirs):
 
 def main():
     p = argparse.ArgumentParser(description="Time pets_course.interpret against fastai's ClassificationInterpretation")
-    p.add_argument('--kind', default=None, help='the mode whose cached baseline to use (default: PETS_COURSE_DATA, else the default mode)')
+    p.add_argument('--mode', '--kind', dest='mode', default=None, help='the mode whose cached baseline to use (default: PETS_COURSE_DATA, else the default mode)')
     p.add_argument('--reps', type=int, default=20, help='runs per measurement without inference (default 20; 3 with inference)')
     p.add_argument('--threads', type=int, default=None, help='torch threads (default: PETS_COURSE_THREADS, else PyTorch default)')
     args = p.parse_args()
-    mode = course_mode(args.kind, uses_baseline=True)
+    mode = course_mode(args.mode, uses_baseline=True)
     if args.threads: torch.set_num_threads(args.threads)
     learn = baseline_learner()
     learn.remove_cb(ProgressCallback)  # no progress bars among the figures
     preds, targs = learn.get_preds()
     vocab, decoded = learn.dls.vocab, preds.argmax(1)
     interp = ClassificationInterpretation.from_learner(learn)
-    print(f'mode {mode.kind}, {len(targs)} validation images, {len(vocab)} classes, {torch.get_num_threads()} thread(s); medians')
+    print(f'mode {mode.name}, {len(targs)} validation images, {len(vocab)} classes, {torch.get_num_threads()} thread(s); medians')
     assert (confusion_matrix(preds, targs) == interp.confusion_matrix()).all()
     assert most_confused(preds, targs, vocab) == interp.most_confused()
     row('confusion_matrix, fastai with inference', *median_times([lambda: confusion_matrix(preds, targs), interp.confusion_matrix], 3))

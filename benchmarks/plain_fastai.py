@@ -3,13 +3,14 @@
 This is what `real_photos.py` compares `pets-course train` with. It prints one JSON line:
 error rate, wall and CPU seconds, and how long the lr finder and `fine_tune` took.
 
-    python benchmarks/plain_fastai.py FOLDER [--seed 42]
+    python benchmarks/plain_fastai.py FOLDER [--seed 42] [--split-seed 42]
 """
 import argparse, json, os, resource, tempfile, time, warnings
 t_start = time.time()
 p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 p.add_argument('folder', help='a folder of Oxford-named photos (<breed>_<number>.jpg)')
 p.add_argument('--seed', type=int, default=42)
+p.add_argument('--split-seed', type=int, default=42, help='seed of the random 20% validation split (pets-course: PETS_COURSE_SEED)')
 args = p.parse_args()
 
 warnings.simplefilter('ignore')
@@ -20,7 +21,7 @@ set_seed(args.seed, reproducible=True)
 path = Path(args.folder)
 # the files sorted, as pets_course does, so that the seeded split puts the same photos in the validation set on both sides
 # (get_image_files lists them in the file system's order, which differs from machine to machine)
-pets = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=lambda p: get_image_files(p).sorted(), splitter=RandomSplitter(seed=42),
+pets = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=lambda p: get_image_files(p).sorted(), splitter=RandomSplitter(seed=args.split_seed),
                  get_y=using_attr(RegexLabeller(r'(.+)_\d+.jpg$'), 'name'),
                  item_tfms=Resize(224), batch_tfms=aug_transforms(size=160, min_scale=0.75))
 dls = pets.dataloaders(path, bs=32)  # fastai's default num_workers

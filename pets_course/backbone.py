@@ -6,10 +6,11 @@
 from __future__ import annotations
 import torch, torchvision
 from torch import nn
-from fastai.vision.all import model_meta, imagenet_stats, params, L, resnet18, resnet34, resnet50, resnet101
+from fastai.vision.all import model_meta, params, L
+from .settings import ARCH_NAMES, weights_file
 
 # %% auto #0
-__all__ = ['ARCHS', 'efficientnet_lite0', 'check_weights']
+__all__ = ['LITE0_STATS', 'ARCHS', 'efficientnet_lite0', 'check_weights']
 
 # %% ../nbs/13_backbone.ipynb #7703a434
 def _unwrap_same_padding(m:nn.Module):
@@ -37,18 +38,20 @@ def efficientnet_lite0(pretrained:bool=True) -> nn.Sequential:
     return nn.Sequential(nn.Sequential(m._conv_stem, m._bn0, nn.ReLU6()), *m._blocks,
                          nn.Sequential(m._conv_head, m._bn1, nn.ReLU6()), nn.AdaptiveAvgPool2d(1), nn.Flatten(), m._dropout, m._fc)
 
+# %% ../nbs/13_backbone.ipynb #1d51f1b0
+LITE0_STATS = ([127/255]*3, [128/255]*3)  # TensorFlow's EfficientNet-Lite preprocessing, (x - 127) / 128, for pixels in [0, 1]
+
 # %% ../nbs/13_backbone.ipynb #e43f193d
 def _lite0_split(m): return L(m[0][:9], m[0][9:], m[1:]).map(params)
-model_meta[efficientnet_lite0] = dict(cut=-4, split=_lite0_split, stats=imagenet_stats)
-ARCHS = {'lite0': efficientnet_lite0, 'resnet18': resnet18, 'resnet34': resnet34, 'resnet50': resnet50, 'resnet101': resnet101}
+model_meta[efficientnet_lite0] = dict(cut=-4, split=_lite0_split, stats=LITE0_STATS)
+ARCHS = {a: efficientnet_lite0 if a == 'lite0' else getattr(torchvision.models, a) for a in ARCH_NAMES}
 
 # %% ../nbs/13_backbone.ipynb #0cf29181
-def check_weights(arch:str # 'lite0', 'resnet18', 'resnet34', 'resnet50' or 'resnet101'
+def check_weights(arch:str # one of `ARCH_NAMES`
                  ):
     "Make sure the ImageNet weights of `arch` are on disk, downloading them once, or fail in one line saying how to get them"
     if arch not in ARCHS: raise ValueError(f"Unknown arch {arch!r}: expected one of {', '.join(ARCHS)}")
     if arch == 'lite0': return  # installed with the package
-    from pets_course.modes import weights_file
     f = weights_file(arch)
     if f.exists(): return
     try: torch.hub.load_state_dict_from_url(torchvision.models.get_model_weights(arch).DEFAULT.url, progress=False)

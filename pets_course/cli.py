@@ -4,20 +4,22 @@
 
 # %% ../nbs/06_cli.ipynb #9ea5b9ac
 from __future__ import annotations
-import os, sys, io, re, json, math, time, argparse, tempfile, warnings, traceback, contextlib
+import os, sys, re, time, argparse, warnings, traceback, contextlib
+from dataclasses import dataclass, replace
 from pathlib import Path
-from fastcore.basics import AttrDict, ifnone, noop
-from .modes import pets_kind, pets_settings, fit_presize, set_threads, images_folder
-from .cache import write_atomic
+from fastcore.basics import ifnone
+from .settings import Settings, MODES, ARCH_NAMES, FEATURES_SETTINGS, BOOK_SEED, pets_mode, pets_settings, course_seed, presize_for, set_threads
+from .distributed import Processes, processes, say, warn, first_line, error_line, tell_launcher
 
 # %% auto #0
-__all__ = ['MIN_SIZE', 'ARCH_NAMES', 'pets_parser', 'default_lr', 'choose_lr', 'epoch_logger', 'plot_losses', 'train',
-           'load_model', 'predict', 'main']
+__all__ = ['MIN_SIZE', 'SETTING_OPTIONS', 'REASON_OPTIONS', 'FEATURES_WHY', 'whole_number', 'lr_option', 'OneLineParser',
+           'pets_parser', 'check_options', 'TrainPlan', 'head_for', 'train_plan', 'plan_lines', 'train', 'load_model',
+           'predict', 'in_command_words', 'main']
 
 # %% ../nbs/06_cli.ipynb #e56ccea0
 MIN_SIZE = 32  # every backbone here shrinks an image 32 times before its pooling layer
 
-def _whole(what:str, least:int):
+def whole_number(what:str, least:int):
     "An `argparse` type: a whole number of at least `least`, described as `what` in errors"
     def conv(s):
         try: n = int(s)
@@ -27,8 +29,7 @@ def _whole(what:str, least:int):
     conv.__name__ = what
     return conv
 
-# %% ../nbs/06_cli.ipynb #d35110c7
-def _lr(s:str):
+def lr_option(s:str):
     "An `argparse` type: 'auto', or a learning rate above 0 and below 10"
     if s.strip().lower() == 'auto': return 'auto'
     try: lr = float(s)
@@ -37,9 +38,7 @@ def _lr(s:str):
     return lr
 
 # %% ../nbs/06_cli.ipynb #f0a183a2
-ARCH_NAMES = ('lite0', 'resnet18', 'resnet34', 'resnet50', 'resnet101')  # the keys of `pets_course.backbone.ARCHS`
-
-class _Parser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
     "An `ArgumentParser` whose errors are one line"
     def error(self, message): self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
@@ -50,30 +49,35 @@ def _train_options(t:argparse.ArgumentParser):
                                                  "'oxford' (the book's data set, downloaded), or a folder of <breed>_<number>.jpg photos")
     t.add_argument('--arch', choices=ARCH_NAMES, help='the pretrained backbone (default: the one that fits the data and the machine)')
     t.add_argument('--no-pretrained', dest='pretrained', action='store_false', help='start from random weights instead of ImageNet')
-    t.add_argument('--epochs', type=_whole('a number of epochs, 0 or more', 0), help='epochs after unfreezing (fine_tune epochs)')
-    t.add_argument('--freeze-epochs', type=_whole('a number of epochs, 0 or more', 0), help='epochs with the body frozen')
-    t.add_argument('--lr', type=_lr, help="base_lr: a number, or auto for the lr finder's valley suggestion")
-    t.add_argument('--size', type=_whole(f'a size in pixels, at least {MIN_SIZE}', MIN_SIZE), help='final image size, after augmentation')
-    t.add_argument('--presize', type=_whole(f'a size in pixels, at least {MIN_SIZE}', MIN_SIZE), help='size of the per-item resize before augmentation')
-    t.add_argument('--bs', type=_whole('a batch size, at least 1', 1), help='batch size')
-    t.add_argument('--num-it', type=_whole('a number of iterations, at least 20', 20), help='iterations of the learning rate finder')
-    t.add_argument('--seed', type=int, default=42, help='seed for training (the validation split is always seed 42)')
+    t.add_argument('--epochs', type=whole_number('a number of epochs, 0 or more', 0), help='epochs after unfreezing (fine_tune epochs)')
+    t.add_argument('--freeze-epochs', type=whole_number('a number of epochs, 0 or more', 0), help='epochs with the body frozen')
+    t.add_argument('--lr', type=lr_option, help="base_lr: a number, or auto for the lr finder's valley suggestion")
+    t.add_argument('--size', type=whole_number(f'a size in pixels, at least {MIN_SIZE}', MIN_SIZE), help='final image size, after augmentation')
+    t.add_argument('--presize', type=whole_number(f'a size in pixels, at least {MIN_SIZE}', MIN_SIZE), help='size of the per-item resize before augmentation')
+    t.add_argument('--bs', type=whole_number('a batch size, at least 1', 1), help='batch size')
+    t.add_argument('--num-it', type=whole_number('a number of iterations, at least 20', 20), help='iterations of the learning rate finder')
+    t.add_argument('--seed', type=int, help="seed for training: the new head's first weights, the order of the batches, the augmentation "
+                                          f"(default: PETS_COURSE_SEED, else {BOOK_SEED}); the validation split follows PETS_COURSE_SEED alone, so runs "
+                                          "with another --seed are scored on the same photos")
+    t.add_argument('--head', choices=('features', 'images'),
+                   help="how the head trains while the body is frozen: 'features', on the frozen body's outputs computed once (the default "
+                        "for real photos on a CPU), or 'images', fastai's fine_tune on augmented images every epoch (the book's; the default otherwise)")
+    t.add_argument('--mirror', action='store_true', help="with --head features, add each training photo's mirror image to the features")
     t.add_argument('--fp16', action='store_true', help='mixed precision (needs a CUDA GPU; without one, a note and float32)')
     t.add_argument('--out', default='pets_out', help='folder for the results (default ./pets_out)')
 
-# %% ../nbs/06_cli.ipynb #e982727f
-def _predict_options(r:argparse.ArgumentParser):
-    "Add the arguments of `pets-course predict` to `r`"
-    r.add_argument('images', nargs='+', metavar='IMAGE', help='image files')
-    r.add_argument('--model', required=True, help='the model.pkl that train wrote (or its folder); only load files you trust')
-    r.add_argument('--top', type=_whole('a number of breeds, at least 1', 1), default=3, help='how many breeds to show (default 3)')
+def _predict_options(p:argparse.ArgumentParser):
+    "Add the arguments of `pets-course predict` to `p`"
+    p.add_argument('images', nargs='+', metavar='IMAGE', help='image files')
+    p.add_argument('--model', required=True, help='the model.pkl that train wrote (or its folder); only load files you trust')
+    p.add_argument('--top', type=whole_number('a number of breeds, at least 1', 1), default=3, help='how many breeds to show (default 3)')
 
 # %% ../nbs/06_cli.ipynb #25d93ebc
 def pets_parser() -> argparse.ArgumentParser:
     "The `pets-course` command line: `train` and `predict`"
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument('--debug', action='store_true', help='on an error, show the full traceback too')
-    p = _Parser(prog='pets-course', allow_abbrev=False,
+    p = OneLineParser(prog='pets-course', allow_abbrev=False,
                 description="Chapter 5 of the fastai book (Pet Breeds), headless: train a breed classifier, then use it.")
     sub = p.add_subparsers(dest='command', metavar='{train,predict}')
     _train_options(sub.add_parser('train', parents=[common], allow_abbrev=False, help='data, lr finder, fine_tune, interpretation; results in --out',
@@ -85,7 +89,7 @@ def pets_parser() -> argparse.ArgumentParser:
     return p
 
 # %% ../nbs/06_cli.ipynb #7c43c94d
-def _check(size, presize, epochs, freeze_epochs, out:Path):
+def check_options(size, presize, epochs, freeze_epochs, out:Path):
     "Raise on settings that cannot work together; `None` is a setting not known yet"
     if None not in (size, presize) and presize < size:
         raise ValueError(f"--presize {presize} is smaller than --size {size}: presizing resizes large first, so expected presize >= size")
@@ -93,354 +97,75 @@ def _check(size, presize, epochs, freeze_epochs, out:Path):
     if out.exists() and not out.is_dir(): raise NotADirectoryError(f"--out {out} is a file: expected a folder (it is created if missing)")
 
 # %% ../nbs/06_cli.ipynb #b81f5e08
-def _world() -> tuple:
-    "This process's rank and the number of processes, as a launcher set them (torchrun, accelerate, MPI); (0, 1) alone"
-    env = lambda *ks: next((int(os.environ[k]) for k in ks if os.environ.get(k)), None)
-    return (env('RANK', 'PMI_RANK', 'OMPI_COMM_WORLD_RANK') or 0, env('WORLD_SIZE', 'PMI_SIZE', 'OMPI_COMM_WORLD_SIZE') or 1)
+@dataclass(frozen=True)
+class TrainPlan:
+    "What `pets-course train` will do: the run's `Settings` with the options applied, and what only the command has"
+    s:Settings             # the data's settings with --arch, --size, --presize, --bs, --epochs, --freeze-epochs, --num-it and --seed applied
+    split_seed:int         # the seed of the validation split: the course's (`PETS_COURSE_SEED`), whatever --seed says
+    lr:float|str|None      # --lr: a rate, 'auto' for the finder's valley, or None for the settings' `base_lr`
+    head:str               # how the head trains while the body is frozen: 'features' or 'images'
+    mirror:bool            # with --head features, each training photo's mirror image too
+    pretrained:bool        # False with --no-pretrained
+    fp16:bool              # --fp16 was asked for
+    out:Path               # where the results go
+    given:tuple            # the options given, as the command line said them
+    processes:Processes    # this process's rank and the number of processes
+    plain:bool             # the table as plain lines: stdout is not a terminal, or another process prints
+    @property
+    def fp16_used(self) -> bool: "Mixed precision: asked for, on a CUDA GPU"; return self.fp16 and self.s.device == 'cuda'
 
-# %% ../nbs/06_cli.ipynb #37ce1ae4
-_GIVEN = ('arch', 'size', 'presize', 'bs', 'freeze_epochs', 'epochs', 'lr', 'num_it')
-_WHY_OF = dict(arch=('arch',), presize=('presize', 'size'), bs=('bs',), epochs=('freeze_epochs', 'epochs'))  # the options that override a reason
+SETTING_OPTIONS = ('arch', 'size', 'presize', 'bs', 'freeze_epochs', 'epochs', 'lr', 'num_it', 'head')  # the options that set a setting
+REASON_OPTIONS = dict(arch=('arch',), presize=('presize', 'size'), bs=('bs',), epochs=('freeze_epochs', 'epochs'), head=('head',))  # a reason, and the options that make it moot
+FEATURES_WHY = ("real photos on a CPU: the frozen body runs once over the photos and the head trains on what it computed, "
+                "40 epochs in seconds, at 288 px (as good as a linear probe on the same features; benchmarks/real_photos.py)")
 
-def _train_settings(args) -> AttrDict:
-    "The settings of a `train` run: the options given, and the defaults of the data (`pets_settings`) for the rest"
-    kind, out = pets_kind(args.data), Path(args.out).expanduser()
-    _check(args.size, args.presize, args.epochs, args.freeze_epochs, out)  # the options alone, before PyTorch is imported
-    s = pets_settings(kind)
+def head_for(args, mode:str, device:str, count:int) -> str:
+    "How the head trains: --head, else 'features' for real photos on a CPU in one process, else 'images' (fine_tune)"
+    if args.head == 'features' and count > 1:
+        raise ValueError(f"--head features trains in one process, and {count} were started: expected --head images under a launcher")
+    return args.head or ('features' if device == 'cpu' and mode not in ('tiny', 'oxford') and count == 1 else 'images')
+
+def train_plan(args) -> TrainPlan:
+    "The plan of a `train` run: the settings of the data (`pets_settings`), worked out once, with the options given applied"
+    mode, out = pets_mode(args.data), Path(args.out).expanduser()
+    check_options(args.size, args.presize, args.epochs, args.freeze_epochs, out)  # the options alone, before PyTorch is imported
+    s, p = pets_settings(mode), processes()
+    head = head_for(args, mode, s.device, p.count)
+    if head == 'features' and mode not in ('tiny', 'oxford'):  # real photos: the command's own defaults, not the lessons' fine_tune
+        s = replace(s, **FEATURES_SETTINGS, why={k: v for k, v in s.why.items() if k == 'arch'} | dict(head=FEATURES_WHY))
     size = ifnone(args.size, s.size)
-    grown = max(s.presize, size) if kind in ('tiny', 'sample') else fit_presize(size)  # when only --size is given
-    why = {k: v for k, v in s.why.items() if all(getattr(args, o) is None for o in _WHY_OF.get(k, ()))}
-    r = AttrDict(kind=kind, n_images=s.n_images, device=s.device, num_workers=s.num_workers, why=why, arch=ifnone(args.arch, s.arch),
-                 pretrained=args.pretrained, size=size, presize=ifnone(args.presize, s.presize if args.size is None else grown),
-                 bs=ifnone(args.bs, s.bs), freeze_epochs=ifnone(args.freeze_epochs, s.freeze_epochs), epochs=ifnone(args.epochs, s.epochs),
-                 lr=args.lr, default_lr=s.base_lr, num_it=ifnone(args.num_it, s.num_it), seed=args.seed, out=out,
-                 fp16=args.fp16, fp16_used=args.fp16 and s.device == 'cuda',
-                 given=[f"--{k.replace('_', '-')} {getattr(args, k)}" for k in _GIVEN if getattr(args, k) is not None])
-    r.rank, r.processes = _world()
-    _check(r.size, r.presize, r.epochs, r.freeze_epochs, out)
-    return r
+    grown = max(s.presize, size) if mode in ('tiny', 'sample') else presize_for(size)  # when only --size is given
+    s = replace(s, arch=ifnone(args.arch, s.arch), size=size, presize=ifnone(args.presize, s.presize if args.size is None else grown),
+                bs=ifnone(args.bs, s.bs), freeze_epochs=ifnone(args.freeze_epochs, s.freeze_epochs), epochs=ifnone(args.epochs, s.epochs),
+                num_it=ifnone(args.num_it, s.num_it), seed=course_seed(args.seed),
+                why={k: v for k, v in s.why.items() if all(getattr(args, o) is None for o in REASON_OPTIONS.get(k, ()))})
+    check_options(s.size, s.presize, s.epochs, s.freeze_epochs, out)
+    given = tuple(f"--{k.replace('_', '-')} {getattr(args, k)}" for k in SETTING_OPTIONS if getattr(args, k) is not None) + ('--mirror',)*args.mirror
+    return TrainPlan(s, split_seed=course_seed(), lr=args.lr, head=head, mirror=args.mirror and head == 'features', pretrained=args.pretrained,
+                     fp16=args.fp16, out=out, given=given, processes=p, plain=not sys.stdout.isatty() or p.rank > 0)
 
 # %% ../nbs/06_cli.ipynb #a5625cc0
-def _settings_lines(r:AttrDict) -> list:
+def plan_lines(plan:TrainPlan) -> list:
     "What `train` will run with, which settings the options gave, and why the defaults of the data are what they are"
-    data = r.kind if r.kind in ('tiny', 'sample', 'oxford') else f'your folder ({r.n_images} photos)'
-    lines = [f"settings for {data}: {r.arch}, presize {r.presize}, size {r.size}, bs {r.bs}, "
-             f"{r.freeze_epochs} frozen + {r.epochs} unfrozen epoch(s), lr finder {r.num_it} iterations, "
-             f"{r.num_workers if r.num_workers is not None else 'fastai default'} data workers"]
-    lines.append('  from the options: ' + (', '.join(r.given) if r.given else 'none, all are the defaults of the data'))
-    lines += [f'  {k}: {v}' if k != 'all' else f'  why: {v}' for k, v in r.why.items()]
-    if r.processes > 1: lines.append(f"processes: {r.processes}, each with bs {r.bs}: an effective batch size of {r.processes*r.bs}, "
-                                     f"{r.processes} times fewer steps an epoch at the same learning rate")
+    s, n = plan.s, plan.processes.count
+    data = s.mode if s.mode in MODES else f'your folder ({s.n_images} photos)'
+    lines = [f"settings for {data}: {s.arch}, presize {s.presize}, size {s.size}, bs {s.bs}, "
+             f"{s.freeze_epochs} frozen{' on features' if plan.head == 'features' else ''} + {s.epochs} unfrozen epoch(s), lr finder {s.num_it} iterations, "
+             f"{s.num_workers if s.num_workers is not None else 'fastai default'} data workers"]
+    lines.append('  from the options: ' + (', '.join(plan.given) if plan.given else 'none, all are the defaults of the data'))
+    lines += [f'  {k}: {v}' if k != 'all' else f'  why: {v}' for k, v in s.why.items()]
+    if n > 1: lines.append(f"processes: {n}, each with bs {s.bs}: an effective batch size of {n*s.bs}, {n} times fewer steps an epoch at the same learning rate")
     return lines
-
-# %% ../nbs/06_cli.ipynb #996c96bf
-def _busy_note(load:float, cores:int, threads:int) -> str|None:
-    "A hint when PyTorch's threads would have to share busy cores, else None"
-    if threads > 1 and load >= cores:
-        return (f"the machine is busy (load average {load:.1f} on {cores} cores): {threads} threads will keep waiting for each other; "
-                "PETS_COURSE_THREADS=1 is often much faster")
-
-# %% ../nbs/06_cli.ipynb #a28070de
-def default_lr(kind:str) -> float:
-    "The learning rate `train` uses without `--lr`: the `base_lr` of the data"
-    return pets_settings(kind).base_lr
-
-def choose_lr(lr:float|str|None, # --lr: a number, 'auto', or None for the default of the data
-              suggestions, # what `lr_find` returned (a `SuggestedLRs` with a `valley`)
-              default:float # `default_lr(kind)`
-             ) -> tuple:
-    "The learning rate to train with, and a few words on why"
-    valley = float(suggestions.valley)
-    if math.isnan(valley) and lr == 'auto':
-        raise RuntimeError("The learning rate finder's curve is too short for a valley suggestion: pass --lr (such as 3e-3) or a larger --num-it")
-    if lr is None: return float(default), f"the default base_lr for this data; --lr auto would use the lr finder's valley, {valley:.1e}"
-    if lr == 'auto': return valley, "--lr auto: the lr finder's valley suggestion"
-    return float(lr), f"given with --lr; the lr finder's valley was {valley:.1e}"
-
-# %% ../nbs/06_cli.ipynb #9d7eaf0b
-def _tolerant(f):
-    "The suggestion function `f`, giving NaN instead of failing when the finder's curve is too short for it"
-    def g(lrs, losses, num_it):
-        try: return f(lrs, losses, num_it)
-        except (IndexError, ValueError, RuntimeError): return float('nan'), (float('nan'), float('nan'))
-    g.__name__ = f.__name__
-    return g
-
-def _suggestions() -> tuple:
-    "fastai's four suggestion functions, each made `_tolerant`"
-    from fastai.callback.schedule import minimum, steep, valley, slide
-    return tuple(map(_tolerant, (minimum, steep, valley, slide)))
-
-# %% ../nbs/06_cli.ipynb #5b354d93
-def epoch_logger(plain:bool=True # print each row as a plain line
-                ):
-    "An `EpochLogger`: a fastai callback keeping every epoch's row and every batch's smoothed loss across the fits of `fine_tune`"
-    from fastai.callback.core import Callback
-    from fastai.learner import Recorder
-    class EpochLogger(Callback):
-        order = Recorder.order + 1  # after the `Recorder` has filled in its log
-        def __init__(self, plain): self.plain, self.rows, self.losses, self.valid, self.unfrozen_at, self.header_done = plain, [], [], [], None, False
-        def before_fit(self):
-            self.phase = 'frozen' if getattr(self.opt, 'frozen_idx', 0) > 0 else 'unfrozen'
-            if self.phase == 'unfrozen' and self.unfrozen_at is None: self.unfrozen_at = len(self.losses)
-            self.names = list(self.recorder.metric_names)
-            if self.plain and not self.header_done: self._line(['phase'] + self.names); self.header_done = True
-        def after_batch(self):
-            if self.training: self.losses.append(float(self.learn.smooth_loss))
-        def after_epoch(self):
-            row = dict(phase=self.phase, **dict(zip(self.names, self.recorder.log)))
-            self.rows.append(row)
-            if 'valid_loss' in row: self.valid.append((len(self.losses), row['valid_loss']))
-            if self.plain: self._line(list(row.values()))
-        def _line(self, vals):
-            "One row of the table: the phase on the left, then each value right-aligned under its name"
-            cells = [str(vals[0]).ljust(8)] + [(f'{v:.6f}' if isinstance(v, float) else str(v)).rjust(10) for v in vals[1:]]
-            print('  '.join(cells), flush=True)
-    return EpochLogger(plain)
-
-# %% ../nbs/06_cli.ipynb #a7c708cc
-def _write_json(fn, obj): return write_atomic(fn, lambda p: p.write_text(json.dumps(obj, indent=1) + '\n'))
-
-# %% ../nbs/06_cli.ipynb #40b0aa37
-@contextlib.contextmanager
-def _agg():
-    "Draw with matplotlib's Agg backend (no display needed), then go back to the caller's backend"
-    import matplotlib.pyplot as plt
-    old = plt.get_backend()
-    plt.switch_backend('Agg')
-    try: yield plt
-    finally: plt.switch_backend(old)
-
-def _save_fig(fig, fn):
-    "Write `fig` to `fn` as a PNG, whole, and close it"
-    import matplotlib.pyplot as plt
-    write_atomic(fn, lambda p: fig.savefig(p, format='png', dpi=90, bbox_inches='tight'))
-    plt.close(fig)
-
-# %% ../nbs/06_cli.ipynb #ec026f40
-def plot_losses(losses:list, # the smoothed training loss after each batch
-                valid:list, # (batch, valid_loss) at the end of each epoch
-                unfrozen_at:int|None=None, # the batch after which `fine_tune` unfroze the body
-                ax=None):
-    "Training loss per batch and validation loss per epoch, across the frozen and unfrozen phases of `fine_tune`"
-    import matplotlib.pyplot as plt
-    if ax is None: _, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(range(1, len(losses)+1), losses, label='train (smoothed)')
-    if valid: ax.plot(*zip(*valid), 'o-', label='valid')
-    if unfrozen_at: ax.axvline(unfrozen_at + 0.5, color='grey', ls=':', label='unfreeze')
-    ax.set(title='Losses during fine_tune', xlabel='batch', ylabel='loss')
-    ax.legend()
-    return ax
-
-# %% ../nbs/06_cli.ipynb #7aa26729
-def _say(*msg): print(*msg, flush=True)
-def _warn(msg):
-    if _world()[0] == 0: print(f'pets-course: warning: {msg}', file=sys.stderr, flush=True)
-def _note(msg):
-    if _world()[0] == 0: print(f'pets-course: note: {msg}', file=sys.stderr, flush=True)
-
-# %% ../nbs/06_cli.ipynb #d5e76a19
-def _data(r:AttrDict) -> tuple:
-    "Step 1: the chapter's `DataLoaders` for the run and a summary of them; files that cannot be used are named and left out"
-    from pets_course.data import get_pets, pets_dataloaders
-    path = get_pets(r.kind)
-    src = images_folder(path)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter('always', UserWarning)
-        dls = pets_dataloaders(path, kind=r.kind, presize=r.presize, size=r.size, bs=r.bs, seed=42, num_workers=r.num_workers)
-    notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
-    for n in notes: _warn(n)
-    n_train, n_valid = len(dls.train_ds), len(dls.valid_ds)
-    if n_valid == 0: raise ValueError(f"Only {n_train} usable images in {src}: expected at least 5, so the 20% validation set is not empty")
-    if len(dls.train) == 0: raise ValueError(f"--bs {r.bs} is more than the {n_train} training images: expected a batch size of at most {n_train}")
-    data = dict(kind=r.kind, path=str(src), images=n_train+n_valid, breeds=len(dls.vocab), train=n_train, valid=n_valid,
-                split_seed=42, left_out=[n for n in notes if n.startswith('Left out')])
-    _say(f"data: {r.kind if r.kind in ('tiny', 'sample', 'oxford') else 'folder'}, {data['images']} images of {data['breeds']} breeds in {src}")
-    _say(f"split: {n_train} train, {n_valid} valid (random 20%, seed 42)")
-    return dls, data
-
-# %% ../nbs/06_cli.ipynb #b000d7ed
-def _learner(r:AttrDict, dls, work:str):
-    "Step 2: `pets_learner`, seeded, saving only in `work`, with plain lines instead of progress bars when not in a terminal"
-    import torch
-    from fastai.callback.progress import ProgressCallback
-    from pets_course.data import pets_learner, seed_everything
-    seed_everything(r.seed, dls)  # the head's first weights, the order of the batches, the augmentation
-    learn = pets_learner(dls, arch=r.arch, pretrained=r.pretrained, path=work)
-    if r.fp16_used: learn.to_fp16()
-    elif r.fp16: _note("--fp16 needs a CUDA GPU and none was found: training in float32")
-    if r.plain: learn.remove_cb(ProgressCallback); learn.logger = noop
-    n = torch.get_num_threads()
-    _say(f"model: {r.arch}, {'pretrained on ImageNet' if r.pretrained else 'random weights'}; on {dls.device} "
-         f"({n} thread{'s' if n > 1 else ''}), {'mixed precision' if r.fp16_used else 'float32'}")
-    if hasattr(os, 'getloadavg') and (busy := _busy_note(os.getloadavg()[0], os.cpu_count() or 1, n)): _note(busy)
-    return learn
-
-# %% ../nbs/06_cli.ipynb #a070b7c8
-def _find_lr(learn, r:AttrDict) -> tuple:
-    "Step 3: fastai's `lr_find` with all four suggestions, the rate to use and why, and the finder's plot with that rate marked"
-    with _agg() as plt:
-        sug = learn.lr_find(num_it=r.num_it, suggest_funcs=_suggestions())
-        lr, why = choose_lr(r.lr, sug, r.default_lr)
-        ax = plt.gcf().axes[0]
-        ax.axvline(lr, color='grey', ls='--', label=f'used: {lr:.1e}'); ax.legend()
-        ax.set(title='Learning rate finder', xlabel='learning rate (log scale)', ylabel='loss (smoothed)')
-        _save_fig(ax.figure, r.out/'lr_find.png')
-    _say('lr finder: ' + ', '.join(f'{k} {v:.1e}' if not math.isnan(v) else f'{k} n/a' for k, v in sug._asdict().items()))
-    _say(f'learning rate: {lr:.1e} ({why})')
-    return lr, why, sug
-
-# %% ../nbs/06_cli.ipynb #23a4039d
-def _fine_tune(learn, r:AttrDict, lr:float):
-    "Step 4: `fine_tune` from the run's seed, printing the table as it goes; returns the `EpochLogger`"
-    from pets_course.data import seed_everything
-    _say(f'fine_tune: {r.freeze_epochs} epoch(s) with the body frozen, then {r.epochs} unfrozen, base_lr {lr:.1e}')
-    elog = epoch_logger(plain=r.plain)
-    seed_everything(r.seed, learn.dls)  # again, so the training starts from the same random state whatever the finder did
-    with _distributed(learn, r): learn.fine_tune(r.epochs, base_lr=lr, freeze_epochs=r.freeze_epochs, cbs=elog)
-    last = elog.rows[-1]
-    _say(f"error rate: {last['error_rate']:.4f} (valid loss {last['valid_loss']:.4f})")
-    return elog
-
-# %% ../nbs/06_cli.ipynb #ff1ce0ae
-def _save_model(learn, r:AttrDict, elog):
-    "Step 5: `model.pkl` (fastai's `export`, in float32) and the plot of the losses across both phases"
-    if r.fp16_used: learn.to_fp32()
-    learn.path = Path('.')  # `export` writes to `path/fname`; `write_atomic` gives it an absolute name
-    write_atomic(r.out/'model.pkl', learn.export)
-    with _agg(): _save_fig(plot_losses(elog.losses, elog.valid, elog.unfrozen_at).figure, r.out/'loss.png')
-
-# %% ../nbs/06_cli.ipynb #d02ed113
-def _interpret(learn, r:AttrDict) -> list:
-    "Step 6: `ClassificationInterpretation`'s most confused pairs, and its confusion matrix as a picture"
-    from fastai.interpret import ClassificationInterpretation
-    interp = ClassificationInterpretation.from_learner(learn)
-    confused = [(a, p, int(n)) for a, p, n in interp.most_confused(min_val=1)]
-    with _agg() as plt:
-        interp.plot_confusion_matrix(figsize=(12, 12), dpi=60)
-        _save_fig(plt.gcf(), r.out/'confusion.png')
-    _say('most confused (actual -> predicted: times):' + ('' if confused else ' none'))
-    for a, p, n in confused[:5]: _say(f'  {a} -> {p}: {n}')
-    return confused
-
-# %% ../nbs/06_cli.ipynb #3a63a325
-@contextlib.contextmanager
-def _timed(secs:dict, name:str):
-    "Record the wall seconds of the `with` block in `secs[name]`"
-    t = time.time()
-    try: yield
-    finally: secs[name] = round(time.time() - t, 2)
-
-def _cpu() -> float:
-    "CPU seconds of this process and of the child processes it waited for (`DataLoader` workers)"
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
-
-def _rows(rows): return [{k: (float(v) if isinstance(v, (float, int)) and k != 'epoch' else v) for k, v in r.items()} for r in rows]
-
-# %% ../nbs/06_cli.ipynb #abaa9015
-def _metrics(r:AttrDict, run:AttrDict, secs:dict, cpu:float) -> dict:
-    "What `metrics.json` says about a run: results, suggestions, table, data, settings, seconds and versions"
-    import torch, fastai
-    from pets_course import __version__
-    last = run.elog.rows[-1]
-    return dict(error_rate=float(last['error_rate']), valid_loss=float(last['valid_loss']), lr=float(run.lr), lr_why=run.why,
-                lr_find={k: None if math.isnan(v) else float(v) for k, v in run.sug._asdict().items()},
-                epochs=_rows(run.elog.rows), most_confused=run.confused, data=run.data, arch=r.arch, pretrained=r.pretrained,
-                settings=dict(size=r.size, presize=r.presize, bs=r.bs, epochs=r.epochs, freeze_epochs=r.freeze_epochs, num_it=r.num_it,
-                              seed=r.seed, num_workers=r.num_workers, fp16_asked=r.fp16, fp16_used=r.fp16_used, device=r.device,
-                              given=r.given, why=r.why),
-                processes=r.processes, effective_bs=r.processes*r.bs, seconds=secs, total_seconds=secs['total'], cpu_seconds=round(cpu, 2), torch_threads=r.threads,
-                load_average=round(os.getloadavg()[0], 2) if hasattr(os, 'getloadavg') else None,
-                versions=dict(pets_course=__version__, fastai=fastai.__version__, torch=torch.__version__))
-
-# %% ../nbs/06_cli.ipynb #33011a88
-def _join(r:AttrDict):
-    "Accelerate's `PartialState` when a launcher started several processes (NCCL between GPUs, gloo between CPUs), else None"
-    if r.processes == 1: return None
-    import importlib.util, torch
-    if importlib.util.find_spec('accelerate') is None:
-        raise ModuleNotFoundError(f"{r.processes} processes need Accelerate to train together: expected it installed, "
-                                  "as by pip install 'pets_course[distributed]'")
-    from accelerate import PartialState
-    return PartialState(cpu=not torch.cuda.is_available())
-
-# %% ../nbs/06_cli.ipynb #b63a97d0
-def _broadcast_here(self, t, rank):
-    "fastai's `DistributedDL._broadcast` with the tensor on the model's device, not always on CUDA (gloo sends CPU tensors)"
-    import torch
-    t = torch.tensor(t, dtype=torch.long, device=self.device)
-    torch.distributed.broadcast(t, rank)
-    return t.cpu().tolist()
-
-@contextlib.contextmanager
-def _distributed(learn, r:AttrDict):
-    "fastai's `distrib_ctx` when several processes train together, with what CPU processes need; else nothing"
-    if r.processes == 1: yield; return
-    import torch
-    from fastai.distributed import DistributedDL
-    cuda, old = torch.cuda.is_available(), DistributedDL._broadcast
-    if not cuda: DistributedDL._broadcast = _broadcast_here  # fastai's sends `.cuda()` tensors
-    try:
-        with learn.distrib_ctx(cpu=not cuda, sync_bn=cuda): yield
-    finally: DistributedDL._broadcast = old
-
-# %% ../nbs/06_cli.ipynb #e596bd21
-@contextlib.contextmanager
-def _alone():
-    "Run fastai in this process only: its `num_distrib` reads `WORLD_SIZE`, and its metrics would wait for the other processes"
-    old = os.environ.get('WORLD_SIZE')
-    os.environ['WORLD_SIZE'] = '1'
-    try: yield
-    finally:
-        if old is None: del os.environ['WORLD_SIZE']
-        else: os.environ['WORLD_SIZE'] = old
-
-def _shared_lr(learn, r:AttrDict) -> tuple:
-    "Step 3 for all the processes: the first runs the lr finder alone and the others take its rate"
-    if r.processes == 1: return _find_lr(learn, r)
-    import torch.distributed as dist
-    if r.rank == 0:
-        with _alone(): lr, why, sug = _find_lr(learn, r)
-    else: lr, why, sug = None, None, None
-    box = [lr]
-    dist.broadcast_object_list(box, src=0)
-    return box[0], why, sug
 
 # %% ../nbs/06_cli.ipynb #270480f5
 def train(args) -> dict|None:
     "Chapter 5 headless: data, lr finder, `fine_tune`, interpretation; writes `metrics.json`, `model.pkl` and three plots into `args.out`"
-    t0, c0 = time.time(), _cpu()
-    r = _train_settings(args)
-    with open(os.devnull, 'w') as null, contextlib.redirect_stdout(null if r.rank else sys.stdout):  # process 0 speaks for all
-        return _train(r, t0, c0)
-
-# %% ../nbs/06_cli.ipynb #152ab36d
-def _train(r:AttrDict, t0:float, c0:float) -> dict|None:
-    "The steps of `train`, in this process; only process 0 writes the results and returns them"
-    import torch.distributed as dist
-    state = _join(r)
-    r.threads, r.plain = set_threads(), not sys.stdout.isatty() or r.rank > 0
-    for line in _settings_lines(r): _say(line)
-    if note := _one_of_many(): _note(note)
-    run, secs = AttrDict(), {}
-    with _timed(secs, 'data'), (state.local_main_process_first() if state else contextlib.nullcontext()): dls, run.data = _data(r)
-    with tempfile.TemporaryDirectory() as work:
-        learn = _learner(r, dls, work)
-        if r.rank == 0: (r.out/'metrics.json').unlink(missing_ok=True)  # an earlier run's: from now on the files in --out are this run's
-        with _timed(secs, 'lr_find'): run.lr, run.why, run.sug = _shared_lr(learn, r)
-        with _timed(secs, 'fine_tune'): run.elog = _fine_tune(learn, r, run.lr)
-        if state: dist.destroy_process_group()
-        if r.rank: return None
-        with _alone():
-            with _timed(secs, 'export'): _save_model(learn, r, run.elog)
-            with _timed(secs, 'interpret'): run.confused = _interpret(learn, r)
-    secs['total'] = round(time.time() - t0, 2)
-    m = _metrics(r, run, secs, _cpu() - c0)
-    _write_json(r.out/'metrics.json', m)
-    _say(f"wrote {r.out}/: metrics.json, model.pkl, lr_find.png, loss.png, confusion.png")
-    _say(f"total: {m['total_seconds']:.0f} s wall, {m['cpu_seconds']:.0f} s CPU")
-    return m
+    t0, c0 = time.time(), sum(os.times()[:4])  # wall and CPU seconds (this process and its workers) at the start
+    plan = train_plan(args)
+    with open(os.devnull, 'w') as null, contextlib.redirect_stdout(null if plan.processes.rank else sys.stdout):  # process 0 speaks for all
+        for line in plan_lines(plan): say(line)
+        from pets_course.headless import run_train  # fastai and PyTorch, now that there is work to do
+        return run_train(plan, t0, c0)
 
 # %% ../nbs/06_cli.ipynb #d11a258d
 def _model_file(model) -> Path:
@@ -460,22 +185,16 @@ def _image_file(f) -> Path:
     except Exception as e: raise ValueError(f"Cannot read {f} as an image ({type(e).__name__}): expected a photo such as a .jpg or .png") from None
     return f
 
-# %% ../nbs/06_cli.ipynb #d30ebea5
-def _first_line(e):
-    "The first line of `e`'s message; for an error fastai wrapped (`Exception occured in ...`), the original one"
-    lines = [l.strip() for l in str(e).strip().splitlines() if l.strip()] or [type(e).__name__]
-    return lines[1] if len(lines) > 1 and lines[0].startswith('Exception occured in `') else lines[0]
-
 def load_model(fn:str|Path):
     "Load a fastai export written by `train`; it is a pickle, so this warns to load only files from a source you trust"
     from fastai.learner import Learner, load_learner
-    _warn(f"{fn} is a pickle (fastai export): loading it can run code, so only load model files from a source you trust")
+    warn(f"{fn} is a pickle (fastai export): loading it can run code, so only load model files from a source you trust")
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings('ignore', message='load_learner')  # fastai's own, longer version of the warning above
             learn = load_learner(fn, cpu=True)
     except Exception as e:
-        raise ValueError(f"Could not load the model {fn} ({type(e).__name__}: {_first_line(e)[:80]}): "
+        raise ValueError(f"Could not load the model {fn} ({type(e).__name__}: {first_line(e)[:80]}): "
                          "expected a fastai export such as the model.pkl written by `pets-course train`") from None
     if not isinstance(learn, Learner) or not hasattr(learn.dls, 'vocab'):
         raise ValueError(f"{fn} is not a fastai classifier: expected the model.pkl written by `pets-course train`")
@@ -493,33 +212,14 @@ def predict(args) -> list:
     for f, p in zip(files, probs):
         top = p.topk(k)
         res.append((str(f), [(vocab[i], float(v)) for v, i in zip(top.values, top.indices)]))
-        _say(f'{f}: ' + ', '.join(f'{b} {v:.3f}' for b, v in res[-1][1]))
+        say(f'{f}: ' + ', '.join(f'{b} {v:.3f}' for b, v in res[-1][1]))
     return res
 
 # %% ../nbs/06_cli.ipynb #821e96f0
-def _in_command_words(msg:str) -> str:
+def in_command_words(msg:str) -> str:
     "`msg` from the library, with its advice for notebooks (`PETS_COURSE_DATA=sample`, `arch='lite0'`) given as options of the command"
     msg = re.sub(r'PETS_COURSE_DATA=([\w./-]+)', r'--data \1', msg)
     return re.sub(r"arch='(\w+)'", r'--arch \1', msg)
-
-# %% ../nbs/06_cli.ipynb #5ee31026
-def _lost_peer(msg:str) -> bool:
-    "Whether `msg` says a collective failed because another process went away (gloo's words; NCCL's watchdog)"
-    return any(w in msg for w in ('Connection closed by peer', 'Connection reset by peer', 'remote worker', 'NCCL communicator was aborted'))
-
-def _tell_launcher(line:str):
-    "Give `torchrun` the error line, so its report names this failure instead of linking to how to get a traceback"
-    fn = os.environ.get('TORCHELASTIC_ERROR_FILE')
-    if fn:
-        info = dict(py_callstack=line, timestamp=str(int(time.time())))  # torchrun shows `py_callstack` as the traceback
-        with contextlib.suppress(OSError): Path(fn).write_text(json.dumps(dict(message=dict(message=line, extraInfo=info))))
-
-def _one_of_many() -> str|None:
-    "A note when `accelerate launch` prepared several processes but started only this one (what its --cpu does without MPI)"
-    env = os.environ
-    if 'ACCELERATE_MIXED_PRECISION' in env and 'MASTER_ADDR' in env and _world()[1] == 1:
-        return ("accelerate launch started only this process (on CPUs it starts several through MPI: --mpirun_hostfile); training alone. "
-                "For N processes: torchrun --nproc_per_node N, or accelerate launch --multi_gpu --num_processes N")
 
 # %% ../nbs/06_cli.ipynb #39ac379e
 def main(argv:list|None=None # the arguments after `pets-course`; None means `sys.argv[1:]`
@@ -532,18 +232,16 @@ def main(argv:list|None=None # the arguments after `pets-course`; None means `sy
         return 2
     with warnings.catch_warnings():
         for cat in (FutureWarning, DeprecationWarning): warnings.simplefilter('ignore', cat)
-        warnings.showwarning = lambda message, *a, **k: _warn(message)
+        warnings.showwarning = lambda message, *a, **k: warn(message)
         try:
             (train if args.command == 'train' else predict)(args)
             return 0
         except KeyboardInterrupt:
-            if _world()[0] == 0: print('pets-course: interrupted; every file already in --out is complete', file=sys.stderr)
+            if processes().rank == 0: print('pets-course: interrupted; every file already in --out is complete', file=sys.stderr)
             return 130
         except Exception as e:
             if args.debug: traceback.print_exc()
-            rank, n, msg = *_world(), _first_line(e)
-            if n > 1 and _lost_peer(msg): msg = 'stopped because another process failed (its error line says why)'
-            line = f"pets-course: error{f' (process {rank} of {n})' if n > 1 else ''}: {_in_command_words(msg)}"
+            line = error_line(in_command_words(first_line(e)))
             print(line, file=sys.stderr, flush=True)
-            _tell_launcher(line)
+            tell_launcher(line)
             return 1

@@ -8,17 +8,19 @@ import re, random, warnings
 from pathlib import Path
 from fastai.vision.all import *
 from PIL import Image
-from .modes import pets_kind, pets_settings, course_mode, in_test, images_folder
+from .settings import (Settings, pets_mode, pets_kind, pets_settings, accepts_kind, course_seed, in_test, env_threads,
+                                  images_folder, VALID_PCT)
+from .modes import course_mode
 from .tiny import make_tiny_pets, BREED_LOOKS
 from .sample import sample_path
 from .backbone import ARCHS, efficientnet_lite0, check_weights
 from .cache import pets_cache_dir, cached, source_digest, files_digest
 
 # %% auto #0
-__all__ = ['CAT_BREEDS', 'DOG_BREEDS', 'BREEDS', 'PET_RE', 'get_pets', 'pet_label', 'get_pet_images', 'pets_datablock',
-           'pets_dataloaders', 'pets_learner', 'seed_everything', 'train_baseline', 'baseline_key', 'baseline_learner',
-           'pets_kind', 'pets_settings', 'course_mode', 'images_folder', 'make_tiny_pets', 'sample_path', 'ARCHS',
-           'efficientnet_lite0', 'pets_cache_dir']
+__all__ = ['CAT_BREEDS', 'DOG_BREEDS', 'BREEDS', 'PET_RE', 'BASELINE_SETTINGS', 'get_pets', 'pet_label', 'get_pet_images',
+           'pets_datablock', 'pets_dataloaders', 'pets_learner', 'seed_everything', 'train_baseline', 'baseline_key',
+           'baseline_learner', 'pets_mode', 'pets_kind', 'pets_settings', 'Settings', 'course_mode', 'course_seed',
+           'images_folder', 'make_tiny_pets', 'sample_path', 'ARCHS', 'efficientnet_lite0', 'pets_cache_dir']
 
 # %% ../nbs/00_data.ipynb #7b286b49
 CAT_BREEDS = ('Abyssinian Bengal Birman Bombay British_Shorthair Egyptian_Mau Maine_Coon Persian Ragdoll '
@@ -32,18 +34,19 @@ BREEDS = sorted(CAT_BREEDS + DOG_BREEDS)  # the order of fastai's vocab: sorted 
 # %% ../nbs/00_data.ipynb #97ec7d8b
 PET_RE = r'(.+)_\d+.jpg$'  # the chapter's regular expression: the breed is the name minus `_<number>.jpg`
 
-def get_pets(kind:str|Path|None=None # 'tiny', 'sample', 'oxford', a folder, or None for the current mode
+@accepts_kind
+def get_pets(mode:str|Path|Settings|None=None # 'tiny', 'sample', 'oxford', a folder, its `Settings`, or None for the current mode
             ) -> Path:
     "The folder holding `images/`: the drawn set, the shipped sample, the Oxford-IIIT Pet data set, or a folder of your own"
-    kind = pets_kind(kind)
-    if kind == 'tiny': return make_tiny_pets()
-    if kind == 'sample': return sample_path()
-    if kind == 'oxford':
+    mode = pets_mode(mode)
+    if mode == 'tiny': return make_tiny_pets()
+    if mode == 'sample': return sample_path()
+    if mode == 'oxford':
         try: return untar_data(URLs.PETS)
         except Exception as e:
             raise RuntimeError(f"Could not download the Oxford-IIIT Pet data set ({type(e).__name__}: {str(e)[:80]}); "
                                "connect to the internet, or run offline with PETS_COURSE_DATA=sample") from None
-    path = Path(kind)
+    path = Path(mode)
     src = images_folder(path)
     if not any(re.search(PET_RE, f.name) for f in get_image_files(src)):
         raise FileNotFoundError(f"No Oxford-named images ('<breed>_<number>.jpg') in {src}: expected files like {src}/Bombay_1.jpg")
@@ -87,39 +90,46 @@ def get_pet_images(path:str|Path, # a folder of Oxford-named images
 # %% ../nbs/00_data.ipynb #90232c11
 def pets_datablock(presize:int=460, # size of the item resize on the CPU
                    size:int=224, # final size, after the batch augmentation on the GPU
-                   seed:int=42 # seed of the random 80/20 split
+                   seed:int|None=None, # seed of the random split; None means `course_seed()`, 42 by default
+                   valid_pct:float=VALID_PCT # the fraction held out for validation: the book's 20%
                   ) -> DataBlock:
     "The chapter's `DataBlock`: labels from file names, presizing, and a seeded random split"
     if not (int(size) > 0 and int(presize) >= int(size)):
         raise ValueError(f"presize={presize}, size={size}: expected 0 < size <= presize (presizing resizes large, then small)")
     return DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_pet_images,
-                     splitter=RandomSplitter(seed=seed), get_y=using_attr(RegexLabeller(PET_RE), 'name'),
+                     splitter=RandomSplitter(valid_pct, seed=course_seed(seed)), get_y=using_attr(RegexLabeller(PET_RE), 'name'),
                      item_tfms=Resize(presize), batch_tfms=aug_transforms(size=size, min_scale=0.75))
 
 # %% ../nbs/00_data.ipynb #ec42c870
-def pets_dataloaders(path:str|Path|None=None, # folder with `images/`; None means `get_pets(kind)`
-                     kind:str|None=None, # the mode whose settings fill in what is not given
-                     presize:int|None=None, size:int|None=None, bs:int|None=None, seed:int=42,
+@accepts_kind
+@delegates(TfmdDL.__init__, but=['dataset', 'bs'])
+def pets_dataloaders(path:str|Path|None=None, # folder with `images/`; None means `get_pets(mode)`
+                     mode:str|Path|Settings|None=None, # the mode, or its `Settings`, whose settings fill in what is not given
+                     presize:int|None=None, size:int|None=None, bs:int|None=None, seed:int|None=None,
                      num_workers:int|None=None, **kwargs) -> DataLoaders:
     "`DataLoaders` for the pets, with the sizes of the current mode unless given"
-    s = pets_settings(kind)
-    path = Path(path) if path is not None else get_pets(kind)
+    s = pets_settings(mode)
+    path = Path(path) if path is not None else get_pets(s)
     src = images_folder(path)
     nw = ifnone(num_workers, s.num_workers)
     if nw is not None: kwargs['num_workers'] = nw
     bs = ifnone(bs, s.bs)
     if int(bs) < 1: raise ValueError(f"bs={bs}: expected a batch size of at least 1")
-    dls = pets_datablock(ifnone(presize, s.presize), ifnone(size, s.size), seed).dataloaders(src, bs=bs, **kwargs)
+    dls = pets_datablock(ifnone(presize, s.presize), ifnone(size, s.size), ifnone(seed, s.seed), s.valid_pct).dataloaders(src, bs=bs, **kwargs)
     unseen = sorted({pet_label(f) for f in dls.valid_ds.items} - set(dls.vocab))  # fastai would fail on them at the first validation
-    if unseen: raise ValueError(f"Every photo of {', '.join(unseen)} fell in the random 20% validation set, so the model cannot learn "
-                                "that breed: expected several photos of each breed (5 or more), or leave that breed out")
+    if unseen: raise ValueError(f"Every photo of {', '.join(unseen)} fell in the random {s.valid_pct:.0%} validation set, so the model cannot "
+                                "learn that breed: expected several photos of each breed (5 or more), or leave that breed out")
     return dls
 
 # %% ../nbs/00_data.ipynb #6389ee06
+@accepts_kind
+@delegates(vision_learner)
 def pets_learner(dls:DataLoaders, arch:str|callable|None=None, # 'lite0', 'resnet18|34|50|101', a callable, or the mode's
-                 pretrained:bool=True, metrics=error_rate, kind:str|None=None, **kwargs) -> Learner:
+                 pretrained:bool=True, metrics=error_rate,
+                 mode:str|Path|Settings|None=None, # the mode, or its `Settings`: the architecture, and whether Lite0 runs channels-last
+                 **kwargs) -> Learner:
     "`vision_learner` on the pets with the mode's architecture (resnet34 in the book's mode, EfficientNet-Lite0 offline)"
-    s = pets_settings(kind)
+    s = pets_settings(mode)
     arch = ifnone(arch, s.arch)
     name = arch if isinstance(arch, str) else getattr(arch, '__name__', '')
     if isinstance(arch, str):
@@ -127,7 +137,7 @@ def pets_learner(dls:DataLoaders, arch:str|callable|None=None, # 'lite0', 'resne
         if pretrained: check_weights(arch)
         arch = ARCHS[arch]
     learn = vision_learner(dls, arch, metrics=metrics, pretrained=pretrained, **kwargs)
-    if name in ('lite0', 'efficientnet_lite0') and not torch.cuda.is_available(): learn.to_channelslast(use_amp=False)
+    if name in ('lite0', 'efficientnet_lite0') and s.channels_last: learn.to_channelslast(use_amp=False)
     return learn
 
 # %% ../nbs/00_data.ipynb #3d5b8386
@@ -136,46 +146,51 @@ def seed_everything(seed:int, dls:DataLoaders|None=None):
     set_seed(seed, reproducible=True)
     if dls is not None: dls.train.rng = random.Random(seed)
 
-def train_baseline(kind:str|None=None, seed:int=42) -> Learner:
-    "The chapter's baseline: `pets_learner`, then `fine_tune` with the mode's epochs and learning rate"
-    s = pets_settings(kind)
-    dls = pets_dataloaders(kind=kind)
-    seed_everything(seed, dls)
-    learn = pets_learner(dls, kind=kind)
+@accepts_kind
+def train_baseline(mode:str|Path|Settings|None=None, seed:int|None=None) -> Learner:
+    "The chapter's baseline: `pets_learner`, then `fine_tune` with the mode's epochs and learning rate; `seed` None is the course's"
+    s = pets_settings(mode)
+    dls = pets_dataloaders(mode=s, seed=seed)
+    seed_everything(ifnone(seed, s.seed), dls)
+    learn = pets_learner(dls, mode=s)
     learn.fine_tune(s.epochs, base_lr=s.base_lr, freeze_epochs=s.freeze_epochs)
     return learn
 
 # %% ../nbs/00_data.ipynb #aacfb7b8
-def baseline_key(kind:str|None=None) -> dict:
-    "What the baseline of mode `kind` depends on: code, settings, data and versions"
+BASELINE_SETTINGS = ('mode', 'arch', 'presize', 'size', 'bs', 'freeze_epochs', 'epochs', 'base_lr', 'valid_pct', 'channels_last', 'seed')
+
+@accepts_kind
+def baseline_key(mode:str|Path|Settings|None=None) -> dict:
+    "What the baseline of `mode` depends on: code, settings (the `BASELINE_SETTINGS`), data and versions"
     import pets_course.data, pets_course.backbone, fastai
-    s = pets_settings(kind)
-    path = get_pets(kind)
-    files = get_pet_images(images_folder(path), warn=False)
-    return dict(code=source_digest(pets_course.data, pets_course.backbone),
-                settings={k: s[k] for k in ('kind', 'arch', 'presize', 'size', 'bs', 'freeze_epochs', 'epochs', 'base_lr', 'channels_last')},
+    s = pets_settings(mode)
+    files = get_pet_images(images_folder(get_pets(s)), warn=False)
+    return dict(code=source_digest(pets_course.data, pets_course.backbone), settings={k: getattr(s, k) for k in BASELINE_SETTINGS},
                 data=files_digest(files), versions=dict(fastai=fastai.__version__, torch=torch.__version__))
 
 # %% ../nbs/00_data.ipynb #8006a7d2
-def _load_baseline(fn, kind=None) -> Learner:
-    "A cached baseline, with the `DataLoaders` of its mode (an exported learner keeps none)"
+def _load_baseline(fn, s:Settings) -> Learner:
+    "A cached baseline, with the `DataLoaders` of its settings `s` (an exported learner keeps none)"
     learn = load_learner(fn)
     norm = learn.dls.after_batch.fs.filter(risinstance(Normalize))  # added by `vision_learner`, kept by `export`
-    learn.dls = pets_dataloaders(kind=kind)
+    learn.dls = pets_dataloaders(mode=s)
     learn.dls.add_tfms(norm, 'after_batch')
     return learn
 
-def _make_baseline(kind=None) -> Learner:
+def _make_baseline(mode=None) -> Learner:
     "`train_baseline` for the cache, with every core under `nbdev_test` (where notebooks get one thread each) unless `PETS_COURSE_THREADS` says otherwise"
     threads = torch.get_num_threads()
-    if in_test() and not os.environ.get('PETS_COURSE_THREADS'): torch.set_num_threads(os.cpu_count() or 1)
-    try: return train_baseline(kind)
+    if in_test() and env_threads() is None: torch.set_num_threads(os.cpu_count() or 1)
+    try: return train_baseline(mode)
     finally: torch.set_num_threads(threads)
 
-def baseline_learner(kind:str|None=None) -> Learner:
-    "The trained baseline of mode `kind`: from the course's cache if it is there, else trained now and cached"
-    return cached('the baseline', baseline_key(kind), partial(_make_baseline, kind),
-                  save=lambda learn, p: learn.export(p), load=partial(_load_baseline, kind=kind))
+@accepts_kind
+def baseline_learner(mode:str|Path|Settings|None=None) -> Learner:
+    "The trained baseline of `mode`: from the course's cache if it is there, else trained now and cached"
+    s = pets_settings(mode)
+    return cached('the baseline', baseline_key(s), partial(_make_baseline, s),
+                  save=lambda learn, p: learn.export(p), load=partial(_load_baseline, s=s))
 
 # %% ../nbs/00_data.ipynb #c7b83d8f
-_all_ = ['pets_kind', 'pets_settings', 'course_mode', 'images_folder', 'make_tiny_pets', 'sample_path', 'ARCHS', 'efficientnet_lite0', 'pets_cache_dir']
+_all_ = ['pets_mode', 'pets_kind', 'pets_settings', 'Settings', 'course_mode', 'course_seed', 'images_folder', 'make_tiny_pets', 'sample_path',
+         'ARCHS', 'efficientnet_lite0', 'pets_cache_dir']

@@ -4,12 +4,13 @@
 
 # %% ../nbs/15_testing.ipynb #787862d0
 from __future__ import annotations
-import tempfile
+import os, json, tempfile
 from fastai.basics import *
 from fastai.callback.progress import ProgressCallback
+from .settings import course_seed
 
 # %% auto #0
-__all__ = ['synth_learner', 'same_state']
+__all__ = ['synth_learner', 'synth_pets_learner', 'test_outcome', 'same_state']
 
 # %% ../nbs/15_testing.ipynb #c1b9f1d2
 def _synth_data(n, size, g):
@@ -25,21 +26,40 @@ def _synth_model(model, size):
     raise ValueError(f"model={model!r}: expected 'cnn' (three groups, BatchNorm) or 'linear' (two groups, no normalisation)")
 
 # %% ../nbs/15_testing.ipynb #a0400d98
-def synth_learner(seed:int=0, # same seed, same data, weights and batches
-                  n_train:int=160, n_valid:int=32, bs:int=16, size:int=8, # images, their count and side
-                  model:str='cnn', # 'cnn': 3 groups with BatchNorm; 'linear': 2 groups, nothing to stop it diverging
-                  path:str|Path|None=None, # where `lr_find` may save; None: a temporary folder kept with the learner
-                  **kwargs # passed to `Learner` (opt_func, cbs, ...)
-                 ) -> Learner:
+@delegates(Learner.__init__, but=['dls', 'model', 'loss_func', 'splitter', 'path'])
+def synth_pets_learner(seed:int|None=None, # same seed, same data, weights and batches; None means `course_seed()`
+                       n_train:int=160, n_valid:int=32, bs:int=16, size:int=8, # images, their count and side
+                       model:str='cnn', # 'cnn': 3 groups with BatchNorm; 'linear': 2 groups, nothing to stop it diverging
+                       path:str|Path|None=None, # where `lr_find` may save; None: a temporary folder kept with the learner
+                       metrics=error_rate, **kwargs) -> Learner:
     "A small `Learner` on random images labelled by their brightest channel, structured like the pets learner"
+    seed = course_seed(seed)
     set_seed(seed, reproducible=True)
     g = torch.Generator().manual_seed(seed)
     dls = DataLoaders(TfmdDL(_synth_data(n_train, size, g), bs=bs, shuffle=True), TfmdDL(_synth_data(n_valid, size, g), bs=bs), device='cpu')
     tmp = None if path is not None else tempfile.TemporaryDirectory(prefix='synth_learner_')
-    learn = Learner(dls, _synth_model(model, size), loss_func=CrossEntropyLossFlat(), metrics=kwargs.pop('metrics', error_rate),
+    learn = Learner(dls, _synth_model(model, size), loss_func=CrossEntropyLossFlat(), metrics=metrics,
                     splitter=lambda m: L(m.children()).map(params), path=ifnone(path, tmp and tmp.name), **kwargs)
     learn._tmp = tmp  # removed when the learner is
     return learn.remove_cb(ProgressCallback)
+
+synth_learner = synth_pets_learner  # its first name, which fastai's test learner (`fastai.test_utils.synth_learner`) also has
+
+# %% ../nbs/15_testing.ipynb #3252b03c
+def test_outcome(what:str, # the outcome, as the failure message and the sweep's table name it
+                 value, # what was measured: an error rate, a loss, a ratio of two runs, a learning rate
+                 lo:float|None=None, hi:float|None=None # bounds, both exclusive, set from the spread `benchmarks/sweep.py` measured
+                ):
+    "Test that the training outcome `value` lies strictly between `lo` and `hi`; under the sweep, record it instead"
+    if lo is None and hi is None: raise ValueError(f"test_outcome({what!r}): expected a bound, lo or hi")
+    value = float(value)
+    ok = (lo is None or value > lo) and (hi is None or value < hi)
+    if (log := os.environ.get('PETS_COURSE_SWEEP_LOG')):
+        with open(log, 'a') as f: f.write(json.dumps(dict(what=what, value=value, lo=lo, hi=hi, ok=ok)) + '\n')
+        return
+    if not ok:
+        want = ' and '.join(f'{side} {b:.4g}' for side, b in (('above', lo), ('below', hi)) if b is not None)
+        raise AssertionError(f"{what} = {value:.4g}: expected {want} (bounds from the spread over seeds and thread counts, benchmarks/sweep.py)")
 
 # %% ../nbs/15_testing.ipynb #8628ab18
 def same_state(a:nn.Module, b:nn.Module) -> bool:

@@ -10,8 +10,18 @@ from fastai.callback.schedule import *
 from fastai.callback.fp16 import *
 
 # %% auto #0
-__all__ = ['HyperRecorder', 'cos_anneal', 'one_cycle_sched', 'one_cycle_lrs', 'one_cycle_moms', 'lr_groups',
-           'param_groups_summary', 'fine_tune_by_hand', 'plot_schedule', 'maybe_to_fp16']
+__all__ = ['param_groups_summary', 'HyperRecorder', 'cos_anneal', 'one_cycle_sched', 'one_cycle_lrs', 'one_cycle_moms',
+           'lr_groups', 'fine_tune_by_hand', 'plot_schedule', 'pooled_features', 'head_on_features', 'maybe_to_fp16']
+
+# %% ../nbs/04_fine_tune.ipynb #58a1b51a
+def param_groups_summary(learn:Learner) -> pd.DataFrame:
+    "For each parameter group of `learn`: tensors, trainable tensors, tensors in norm layers, and parameter counts"
+    if learn.opt is None: learn.create_opt()
+    norm = {id(p) for p in norm_bias_params(learn.model, with_bias=False)}
+    rows = [dict(group=i, tensors=len(pg), trainable=sum(p.requires_grad for p in pg), norm=sum(id(p) in norm for p in pg),
+                 params=sum(p.numel() for p in pg), trainable_params=sum(p.numel() for p in pg if p.requires_grad))
+            for i, pg in enumerate(learn.opt.param_lists)]
+    return pd.DataFrame(rows).set_index('group')
 
 # %% ../nbs/04_fine_tune.ipynb #8341a8b1
 class HyperRecorder(Callback):
@@ -111,23 +121,11 @@ def lr_groups(lr, # a number, a `slice(lr_max)`, a `slice(lr_min, lr_max)`, or o
         if not lr.start: return [lr_max/10]*(n_groups-1) + [lr_max]
         lr_min = _as_rates('lr_min', lr.start).item()
         if lr_min > lr_max: raise ValueError(f"lr={lr!r}: expected slice(lr_min, lr_max) with lr_min <= lr_max (early layers learn slower)")
-        if n_groups == 1: return [lr_max]
-        step = (lr_max/lr_min) ** (1/(n_groups-1))
-        return [lr_min * step**i for i in range(n_groups)]
+        return even_mults(lr_min, lr_max, n_groups) if n_groups > 1 else [lr_max]  # log-spaced, as fastai spaces them (fastcore's `even_mults`)
     rates = _as_rates('lr', lr).tolist()
     if len(rates) == 1: return rates * n_groups
     if len(rates) != n_groups: raise ValueError(f"lr={lr!r}: got {len(rates)} learning rates for {n_groups} parameter groups")
     return rates
-
-# %% ../nbs/04_fine_tune.ipynb #58a1b51a
-def param_groups_summary(learn:Learner) -> pd.DataFrame:
-    "For each parameter group of `learn`: tensors, trainable tensors, tensors in norm layers, and parameter counts"
-    if learn.opt is None: learn.create_opt()
-    norm = {id(p) for p in norm_bias_params(learn.model, with_bias=False)}
-    rows = [dict(group=i, tensors=len(pg), trainable=sum(p.requires_grad for p in pg), norm=sum(id(p) in norm for p in pg),
-                 params=sum(p.numel() for p in pg), trainable_params=sum(p.numel() for p in pg if p.requires_grad))
-            for i, pg in enumerate(learn.opt.param_lists)]
-    return pd.DataFrame(rows).set_index('group')
 
 # %% ../nbs/04_fine_tune.ipynb #2bbe549b
 def _check_fine_tune(learn, epochs, base_lr, freeze_epochs, lr_mult, pct_start, div) -> int:
@@ -146,6 +144,7 @@ def _check_fine_tune(learn, epochs, base_lr, freeze_epochs, lr_mult, pct_start, 
     return n
 
 # %% ../nbs/04_fine_tune.ipynb #de9a74d9
+@delegates(Learner.fit_one_cycle, but=['lr_max', 'start_epoch'])
 def fine_tune_by_hand(learn:Learner, epochs:int, # epochs with the whole model unfrozen (step 2)
                       base_lr:float=2e-3, # peak learning rate of the head in step 1; step 2 uses half of it
                       freeze_epochs:int=1, # epochs training only the head (step 1); 0 skips step 1
@@ -188,6 +187,36 @@ def plot_schedule(rec:HyperRecorder, hyper:str='lr', # the recorded hyper-parame
            title=f'{hyper} per parameter group (dotted: frozen)')
     ax.legend()
     return ax
+
+# %% ../nbs/04_fine_tune.ipynb #83842df3
+def _split_head(learn:Learner) -> tuple:
+    "The pooling of `learn`'s head (its `AdaptiveConcatPool2d` and `Flatten`, as `vision_learner` builds it) and the layers after it"
+    head = learn.model[1]
+    if not (isinstance(head, nn.Sequential) and len(head) > 2 and isinstance(head[0], (AdaptiveConcatPool2d, nn.AdaptiveAvgPool2d)) and isinstance(head[1], Flatten)):
+        raise ValueError(f"The head of this learner starts with {type(head[0]).__name__}: expected vision_learner's, pooling then Flatten")
+    return head[:2], head[2:]
+
+def pooled_features(learn:Learner, dl, flip:bool=False) -> tuple:
+    "The frozen body's outputs for every batch of `dl`, pooled as `learn`'s head pools them (mirrored left to right with `flip`), and the targets"
+    pool, _ = _split_head(learn)
+    model = nn.Sequential(learn.model[0], pool).eval()
+    with torch.no_grad(): feats, targs = zip(*[(model(x.flip(-1) if flip else x).cpu(), y.cpu()) for x, y in dl])
+    return torch.cat(feats).as_subclass(Tensor), torch.cat(targs).as_subclass(Tensor)
+
+# %% ../nbs/04_fine_tune.ipynb #60de7d62
+def head_on_features(learn:Learner, # a frozen learner from `vision_learner`
+                     flip:bool=False, # add the mirror image of each training image
+                     bs:int|None=None # batch size on the features; default `learn.dls.bs`
+                    ) -> Learner:
+    "A `Learner` training `learn`'s head, in place, on its frozen body's pooled features of the training and validation images, computed once"
+    _, rest = _split_head(learn)
+    dls = learn.dls
+    train_dl = dls.test_dl(dls.train_ds.items, with_labels=True)  # the validation transforms: no augmentation
+    parts = [pooled_features(learn, train_dl)] + ([pooled_features(learn, train_dl, flip=True)] if flip else [])
+    train = list(zip(torch.cat([f for f, _ in parts]), torch.cat([t for _, t in parts])))
+    valid = list(zip(*pooled_features(learn, dls.valid)))
+    feats = DataLoaders.from_dsets(train, valid, bs=ifnone(bs, dls.bs), num_workers=0, device=dls.device)
+    return Learner(feats, rest, loss_func=learn.loss_func, metrics=error_rate, path=learn.path)
 
 # %% ../nbs/04_fine_tune.ipynb #f81a847f
 def maybe_to_fp16(learn:Learner, device=None # where training runs; by default the device of `learn.dls`
