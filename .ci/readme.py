@@ -4,20 +4,12 @@
   python .ci/readme.py --check         exit 1 if README.md differs from what index.ipynb gives
   python .ci/readme.py --test-command  print the quick start's test command (the line starting `nbdev_test`)
 """
-import json, os, re, sys, tempfile
+import json, os, sys, tempfile
 from pathlib import Path
-from fastcore.basics import AttrDict
-from nbdev.process import extract_directives
+from notebooks import ROOT as root, config, directives, without_directives  # .ci/notebooks.py: directives and settings read by nbdev
 
-root = Path(__file__).resolve().parent.parent
-nb_path, readme = root/'nbs'/'index.ipynb', root/'README.md'
+nb_path, readme = root/config().nbs_path/config().readme_nb, root/'README.md'
 banner = '<!-- Generated from nbs/index.ipynb by .ci/readme.py: edit the notebook, not this file. -->\n\n'
-
-def directives(src):
-    """The `#| key value` lines at the top of a code cell as nbdev reads them (`nbdev.process.extract_directives`), with
-    Quarto's colon dropped from the keys and the values joined: `#| echo: false` gives {'echo': 'false'}."""
-    d = extract_directives(AttrDict(source=src), remove=False)
-    return {k.rstrip(':'): ' '.join(v) for k, v in d.items()}
 
 def to_markdown(nb):
     parts = []
@@ -25,9 +17,9 @@ def to_markdown(nb):
         src = ''.join(cell['source']).rstrip()
         if cell['cell_type'] == 'markdown': parts.append(src)
         elif cell['cell_type'] == 'code':
-            d = directives(src)
+            d = {k: ' '.join(v) for k, v in directives(src).items()}
             if 'hide' in d or 'exporti' in d or 'eval' in d or 'echo' in d and d['echo'] == 'false': continue
-            code = '\n'.join(l for l in src.splitlines() if not re.match(r'\s*#\|', l)).strip()
+            code = without_directives(src).strip()
             if code: parts.append(f'```python\n{code}\n```')
             for o in cell.get('outputs', []):
                 text = o.get('text') or o.get('data', {}).get('text/plain')

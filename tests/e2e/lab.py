@@ -11,7 +11,9 @@ import ctypes, json, os, re, secrets, shutil, signal, socket, subprocess, sys, t
 from pathlib import Path
 from urllib.parse import quote
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: what the browser suites share
-from chromium import LOCAL_HOSTS, is_local, chromium_path as _chromium_path
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]/'.ci'))  # .ci/notebooks.py: the notebooks and their directives, read by nbdev
+from chromium import CHROMIUM_ARGS, LOCAL_HOSTS, is_local, chromium_path as _chromium_path
+from notebooks import notebooks as _nbdev_notebooks, tst_flags, directives
 
 REPO = Path(__file__).resolve().parents[2]
 NBS = REPO/'nbs'
@@ -73,27 +75,9 @@ def folder_digest(p:Path) -> dict[str, str]:
     return {str(f.relative_to(p)): hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(Path(p).rglob('*')) if f.is_file()}
 
 def course_notebooks(nbs:Path|None=None) -> list[Path]:
-    """The notebooks `nbdev_test` would run: nbs/**/*.ipynb (or `E2E_NBS`'s, for checking the suite on other
-    notebooks), skipping names and folders that start with `_` or `.`"""
-    nbs, out = Path(nbs or os.environ.get('E2E_NBS') or NBS), []
-    for p in sorted(nbs.rglob('*.ipynb')):
-        rel = p.relative_to(nbs).parts
-        if any(part.startswith(('_', '.')) for part in rel): continue
-        out.append(p)
-    return out
-
-def tst_flags(settings:Path=REPO/'settings.ini') -> set[str]:
-    "The `tst_flags` of settings.ini: cells marked with one of them are skipped by `nbdev_test` (full-mode cells)"
-    import configparser
-    cp = configparser.ConfigParser(); cp.read(settings)
-    return set(cp['DEFAULT'].get('tst_flags', '').replace('|', ' ').split())
-
-def directives(src:str) -> dict[str, list[str]]:
-    """The `#| key value` lines at the top of a code cell as nbdev reads them (`nbdev.process.extract_directives`),
-    with Quarto's colon dropped from the keys: `#| eval: false` gives {'eval': ['false']}, `#| full` {'full': []}"""
-    from fastcore.basics import AttrDict
-    from nbdev.process import extract_directives
-    return {k.rstrip(':'): v for k, v in extract_directives(AttrDict(source=src), remove=False).items()}
+    """The notebooks `nbdev_test` would run (nbdev's own list: `.ci/notebooks.py`), or those of `E2E_NBS`, for checking
+    the suite on other notebooks"""
+    return _nbdev_notebooks(nbs or os.environ.get('E2E_NBS') or None)
 
 def prepare_copy(src:Path, dst:Path, kernel:str|None=None, skip_flags:set[str]=frozenset()) -> dict:
     """Copy notebook `src` to `dst` with outputs cleared, to run with kernel `kernel` (a kernel spec name; None keeps
@@ -310,14 +294,6 @@ class Lab:
         if getattr(self, 'log', None): self.log.close()
 
 # -- the browser --------------------------------------------------------------------------------------------------
-
-CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic', '--no-first-run',
-                 '--disable-background-networking', '--disable-component-update', '--disable-sync',
-                 '--disable-default-apps', '--disable-extensions', '--metrics-recording-only', '--no-default-browser-check',
-                 '--disable-features=Translate,OptimizationHints,MediaRouter,AutofillServerCommunication',
-                 # anything not on this machine goes to a closed port and no name is looked up
-                 '--proxy-server=http://127.0.0.1:9', '--proxy-bypass-list=<-loopback>;127.0.0.1;localhost',
-                 '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1']
 
 def chromium_path() -> str:
     "The system Chromium: `E2E_CHROMIUM`, else `chromium` (Debian's package) or `chromium-browser` on the PATH"
