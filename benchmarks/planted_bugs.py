@@ -48,7 +48,7 @@ BUGS = [
     ('04_fine_tune', 'one-cycle ending at lr_max/div instead of lr_max/div_final', 'return one_cycle_sched(n_iter, lr_max/div, lr_max, lr_max/div_final, pct_start)', 'return one_cycle_sched(n_iter, lr_max/div, lr_max, lr_max/div, pct_start)'),
     ('04_fine_tune', 'momentum rising while the rate rises', 'return one_cycle_sched(n_iter, *moms, pct_start=pct_start)', 'return one_cycle_sched(n_iter, moms[1], moms[0], moms[1], pct_start=pct_start)'),
     ('04_fine_tune', 'slice(lr_max) giving the body a hundredth', 'if not lr.start: return [lr_max/10]*(n_groups-1) + [lr_max]', 'if not lr.start: return [lr_max/100]*(n_groups-1) + [lr_max]'),
-    ('04_fine_tune', 'a slice spread over one group too many', 'step = (lr_max/lr_min) ** (1/(n_groups-1))', 'step = (lr_max/lr_min) ** (1/n_groups)'),
+    ('04_fine_tune', 'a slice spread over one group too many', 'return even_mults(lr_min, lr_max, n_groups) if', 'return even_mults(lr_min, lr_max, n_groups + 1)[1:] if'),
     ('04_fine_tune', 'fine_tune_by_hand forgetting to unfreeze', '    learn.unfreeze()\n    learn.fit_one_cycle(epochs,', '    learn.fit_one_cycle(epochs,'),
     ('04_fine_tune', 'fine_tune_by_hand not halving base_lr', '    base_lr /= 2\n', '\n'),
     ('04_fine_tune', "fine_tune_by_hand's first step with the default warm-up", 'lr_groups(slice(base_lr), n), pct_start=0.99,', 'lr_groups(slice(base_lr), n),'),
