@@ -21,7 +21,7 @@ __all__ = ['MODES', 'PETS_URL_HOST', 'WEIGHTS_HOST', 'ARCH_NAMES', 'BOOK_SETTING
 MODES = ('tiny', 'sample', 'oxford')  # the modes with a name; any other mode is a folder of photos
 _NAMED = ', '.join(map(repr, MODES))  # for the messages: 'tiny', 'sample', 'oxford'
 
-def pets_mode(mode:str|Path|Settings|None=None # 'tiny', 'sample', 'oxford', a folder, its `Settings`, or None for `PETS_COURSE_DATA`
+def pets_mode(mode:str|Path|None=None # 'tiny', 'sample', 'oxford', a folder, its `Settings` (defined below), or None for `PETS_COURSE_DATA`
              ) -> str:
     "One of `MODES` or a folder's absolute path: `mode`, else `PETS_COURSE_DATA`, else `default_mode()`"
     mode = getattr(mode, 'mode', mode)  # `Settings` carry their mode
