@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from fastcore.basics import ifnone
 from .settings import Settings, MODES, ARCH_NAMES, FEATURES_SETTINGS, BOOK_SEED, pets_mode, pets_settings, course_seed, presize_for, set_threads
-from .distributed import Processes, processes, say, warn, first_line, error_line, tell_launcher
+from .distributed import ProcessInfo, processes, say, warn, first_line, error_line, tell_launcher
 
 # %% auto #0
 __all__ = ['MIN_SIZE', 'SETTING_OPTIONS', 'REASON_OPTIONS', 'FEATURES_WHY', 'whole_number', 'lr_option', 'OneLineParser',
@@ -109,7 +109,7 @@ class TrainPlan:
     fp16:bool              # --fp16 was asked for
     out:Path               # where the results go
     given:tuple            # the options given, as the command line said them
-    processes:Processes    # this process's rank and the number of processes
+    processes:ProcessInfo    # this process's rank and the number of processes
     plain:bool             # the table as plain lines: stdout is not a terminal, or another process prints
     @property
     def fp16_used(self) -> bool: "Mixed precision: asked for, on a CUDA GPU"; return self.fp16 and self.s.device == 'cuda'

@@ -10,18 +10,18 @@ from typing import NamedTuple
 from fastcore.xtras import modified_env
 
 # %% auto #0
-__all__ = ['Processes', 'processes', 'say', 'warn', 'note', 'join_processes', 'train_together', 'alone', 'lr_from_first',
+__all__ = ['ProcessInfo', 'processes', 'say', 'warn', 'note', 'join_processes', 'train_together', 'alone', 'lr_from_first',
            'lost_peer', 'first_line', 'error_line', 'tell_launcher', 'one_of_many']
 
 # %% ../nbs/17_distributed.ipynb #84f34607
-class Processes(NamedTuple):
+class ProcessInfo(NamedTuple):
     "This process's `rank` among the `count` processes a launcher started"
     rank:int; count:int
 
-def processes() -> Processes:
+def processes() -> ProcessInfo:
     "This process's rank and the number of processes, as a launcher set them (torchrun, accelerate, MPI); (0, 1) alone"
     env = lambda *ks: next((int(os.environ[k]) for k in ks if os.environ.get(k)), None)
-    return Processes(env('RANK', 'PMI_RANK', 'OMPI_COMM_WORLD_RANK') or 0, env('WORLD_SIZE', 'PMI_SIZE', 'OMPI_COMM_WORLD_SIZE') or 1)
+    return ProcessInfo(env('RANK', 'PMI_RANK', 'OMPI_COMM_WORLD_RANK') or 0, env('WORLD_SIZE', 'PMI_SIZE', 'OMPI_COMM_WORLD_SIZE') or 1)
 
 # %% ../nbs/17_distributed.ipynb #17426416
 def say(*msg): "Print a line of results on stdout, at once"; print(*msg, flush=True)
@@ -70,7 +70,7 @@ def alone():
     return modified_env(WORLD_SIZE='1')
 
 def lr_from_first(find:callable, # the lr finder's step: returns the rate, why, and the suggestions
-                  p:Processes):
+                  p:ProcessInfo):
     "`find()` in process 0 alone; the other processes take its rate (their why and suggestions are None)"
     if p.count == 1: return find()
     import torch.distributed as dist
