@@ -14,11 +14,18 @@ import pytest
 from sitelib import REPO, SHOTS, SITE, SUMMARY
 
 # the sidebar: the front page, the chapter in order, then the appendix (and the API pages after them)
-CHAPTER = ['index', '00_data', '01_cross_entropy', '02_get_preds', '03_lr_find', '04_fine_tune', '05_questionnaire',
-           '06_cli', '07_widgets']
-APPENDIX = ['10_modes', '11_tiny', '12_sample', '13_backbone', '14_cache', '15_testing']
-MODULES = ['data', 'losses', 'interpret', 'lr_finder', 'training', 'cli', 'widgets', 'modes', 'tiny', 'sample',
-           'backbone', 'cache', 'testing']
+def _numbered(lo:int, hi:int) -> list:
+    "The notebooks numbered lo to hi-1, in order: the chapter is 00-09, the appendix 10 and up"
+    return sorted(p.stem for p in (REPO/'nbs').glob('[0-9][0-9]_*.ipynb') if lo <= int(p.stem[:2]) < hi)
+
+def _module(stem:str) -> str|None:
+    "The module the notebook `stem` exports to (its `#| default_exp`), or None"
+    m = re.search(r'#\|\s*default_exp\s+(\S+)', (REPO/'nbs'/f'{stem}.ipynb').read_text(encoding='utf-8'))
+    return m[1].replace('\\n', '').rstrip('\\').strip('"') if m else None
+
+CHAPTER = ['index'] + _numbered(0, 10)   # the sidebar's order: the front page, the lessons, the appendix
+APPENDIX = _numbered(10, 100)
+MODULES = [m for s in CHAPTER[1:] + APPENDIX if (m := _module(s))]   # one API page per module, in the notebooks' order
 
 def page_name(stem:str) -> str: return re.sub(r'^\d+[a-zA-Z0-9]*_', '', stem) + '.html'   # nbdev's rule
 def html_id(name:str) -> str: return re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')  # docutils' ids, roughly
