@@ -109,7 +109,7 @@ class TrainPlan:
     fp16:bool              # --fp16 was asked for
     out:Path               # where the results go
     given:tuple            # the options given, as the command line said them
-    processes:ProcessInfo    # this process's rank and the number of processes
+    processes:ProcessInfo  # this process's rank and the number of processes
     plain:bool             # the table as plain lines: stdout is not a terminal, or another process prints
     @property
     def fp16_used(self) -> bool: "Mixed precision: asked for, on a CUDA GPU"; return self.fp16 and self.s.device == 'cuda'

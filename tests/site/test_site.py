@@ -8,10 +8,12 @@ anchor that exists. The theme's search must find the cross-entropy lesson for "c
 page, a lesson, the search results, an API page and a widget snapshot go to tests/site/artifacts/ (or SITE_SHOTS).
 """
 from __future__ import annotations
-import re
+import json, re, sys
 from urllib.parse import urlsplit, unquote
 import pytest
 from sitelib import REPO, SHOTS, SITE, SUMMARY
+sys.path.insert(0, str(REPO/'.ci'))
+from notebooks import directives  # .ci/notebooks.py: directives as nbdev reads them
 
 # the sidebar: the front page, the chapter in order, then the appendix (and the API pages after them)
 def _numbered(lo:int, hi:int) -> list:
@@ -19,9 +21,9 @@ def _numbered(lo:int, hi:int) -> list:
     return sorted(p.stem for p in (REPO/'nbs').glob('[0-9][0-9]_*.ipynb') if lo <= int(p.stem[:2]) < hi)
 
 def _module(stem:str) -> str|None:
-    "The module the notebook `stem` exports to (its `#| default_exp`), or None"
-    m = re.search(r'#\|\s*default_exp\s+(\S+)', (REPO/'nbs'/f'{stem}.ipynb').read_text(encoding='utf-8'))
-    return m[1].replace('\\n', '').rstrip('\\').strip('"') if m else None
+    "The module the notebook `stem` exports to (its `#| default_exp`, read by nbdev: .ci/notebooks.py), or None"
+    cells = json.loads((REPO/'nbs'/f'{stem}.ipynb').read_text(encoding='utf-8'))['cells']
+    return next((d['default_exp'][0] for c in cells if c['cell_type'] == 'code' and 'default_exp' in (d := directives(''.join(c['source'])))), None)
 
 CHAPTER = ['index'] + _numbered(0, 10)   # the sidebar's order: the front page, the lessons, the appendix
 APPENDIX = _numbered(10, 100)
