@@ -36,7 +36,9 @@ def synth_pets_learner(seed:int|None=None, # same seed, same data, weights and b
     seed = course_seed(seed)
     set_seed(seed, reproducible=True)
     g = torch.Generator().manual_seed(seed)
-    dls = DataLoaders(TfmdDL(_synth_data(n_train, size, g), bs=bs, shuffle=True), TfmdDL(_synth_data(n_valid, size, g), bs=bs), device='cpu')
+    # no worker processes (fastai's default is one per core): forking a notebook's process each epoch costs more than the epoch
+    dls = DataLoaders(TfmdDL(_synth_data(n_train, size, g), bs=bs, shuffle=True, num_workers=0),
+                      TfmdDL(_synth_data(n_valid, size, g), bs=bs, num_workers=0), device='cpu')
     tmp = None if path is not None else tempfile.TemporaryDirectory(prefix='synth_learner_')
     learn = Learner(dls, _synth_model(model, size), loss_func=CrossEntropyLossFlat(), metrics=metrics,
                     splitter=lambda m: L(m.children()).map(params), path=ifnone(path, tmp and tmp.name), **kwargs)

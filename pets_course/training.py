@@ -196,11 +196,16 @@ def _split_head(learn:Learner) -> tuple:
         raise ValueError(f"The head of this learner starts with {type(head[0]).__name__}: expected vision_learner's, pooling then Flatten")
     return head[:2], head[2:]
 
-def pooled_features(learn:Learner, dl, flip:bool=False) -> tuple:
+def pooled_features(learn:Learner, dl, flip:bool=False,
+                    chunk:int|None=None # images per pass through the body; None: 4 on a CPU, the whole batch on a GPU
+                   ) -> tuple:
     "The frozen body's outputs for every batch of `dl`, pooled as `learn`'s head pools them (mirrored left to right with `flip`), and the targets"
     pool, _ = _split_head(learn)
     model = nn.Sequential(learn.model[0], pool).eval()
-    with torch.no_grad(): feats, targs = zip(*[(model(x.flip(-1) if flip else x).cpu(), y.cpu()) for x, y in dl])
+    # on a CPU, passing a batch of big images a few at a time is about 3x faster: the activations of 32 images of 288 px
+    # take hundreds of MB, which the allocator hands back to the system after each layer and gets again, zeroed, for the next
+    def body(x): return torch.cat([model(c) for c in x.split(ifnone(chunk, len(x) if x.is_cuda else 4))])
+    with torch.no_grad(): feats, targs = zip(*[(body(x.flip(-1) if flip else x).cpu(), y.cpu()) for x, y in dl])
     return torch.cat(feats).as_subclass(Tensor), torch.cat(targs).as_subclass(Tensor)
 
 # %% ../nbs/04_fine_tune.ipynb #60de7d62
