@@ -11,7 +11,8 @@ from fastai.callback.fp16 import *
 
 # %% auto #0
 __all__ = ['param_groups_summary', 'HyperRecorder', 'cos_anneal', 'one_cycle_sched', 'one_cycle_lrs', 'one_cycle_moms',
-           'lr_groups', 'fine_tune_by_hand', 'plot_schedule', 'pooled_features', 'head_on_features', 'maybe_to_fp16']
+           'lr_groups', 'fine_tune_by_hand', 'plot_schedule', 'cpu_pass_size', 'pooled_features', 'head_on_features',
+           'maybe_to_fp16']
 
 # %% ../nbs/04_fine_tune.ipynb #58a1b51a
 def param_groups_summary(learn:Learner) -> pd.DataFrame:
@@ -196,6 +197,10 @@ def _split_head(learn:Learner) -> tuple:
         raise ValueError(f"The head of this learner starts with {type(head[0]).__name__}: expected vision_learner's, pooling then Flatten")
     return head[:2], head[2:]
 
+def cpu_pass_size(h:int, w:int|None=None) -> int:
+    "How many images of `h` x `w` pixels to pass through a body at once on a CPU: about 2**18 pixels (3 of 288 px, 16 of 128 px, 64 of 64 px)"
+    return max(1, 2**18 // (h*ifnone(w, h)))
+
 def pooled_features(learn:Learner, dl, flip:bool=False,
                     chunk:int|None=None # images per pass through the body; None: the whole batch on a GPU, about 2**18 pixels on a CPU
                    ) -> tuple:
@@ -204,8 +209,8 @@ def pooled_features(learn:Learner, dl, flip:bool=False,
     model = nn.Sequential(learn.model[0], pool).eval()
     # on a CPU, passing a batch of big images a few at a time is about 3x faster: the activations of 32 images of 288 px
     # take hundreds of MB, which the allocator hands back to the system after each layer and gets again, zeroed, for the next;
-    # about 2**18 pixels per pass is 3 images of 288 px, 16 of 128 px, 64 of 64 px (measured best on two cores)
-    def per_pass(x): return len(x) if x.is_cuda else max(1, 2**18 // (x.shape[-2]*x.shape[-1]))
+    # `cpu_pass_size` is what measured best on two cores
+    def per_pass(x): return len(x) if x.is_cuda else cpu_pass_size(*x.shape[-2:])
     def body(x): return torch.cat([model(c) for c in x.split(ifnone(chunk, per_pass(x)))])
     with torch.no_grad(): feats, targs = zip(*[(body(x.flip(-1) if flip else x).cpu(), y.cpu()) for x, y in dl])
     return torch.cat(feats).as_subclass(Tensor), torch.cat(targs).as_subclass(Tensor)
